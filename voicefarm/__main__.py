@@ -1,0 +1,3 @@
+from voicefarm.cli import app
+
+app(prog_name="voicefarm")

@@ -1,0 +1,45 @@
+"""What endpoints depend on: a database session, the caller's tenant, the catalog."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Annotated
+
+from fastapi import Depends, Header, HTTPException
+from sqlalchemy.orm import Session
+
+from voicefarm import db
+from voicefarm.auth import Principal, authenticate
+from voicefarm.catalog import Catalog
+from voicefarm.settings import get_settings
+
+
+def get_db() -> Iterator[Session]:
+    with db.session_factory()() as s:
+        yield s
+
+
+@lru_cache
+def get_catalog() -> Catalog:
+    return Catalog(get_settings())
+
+
+def principal(
+    s: Annotated[Session, Depends(get_db)],
+    x_api_key: Annotated[str | None, Header(description="API key (or use Authorization: Bearer)")] = None,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Principal:
+    key = x_api_key
+    if key is None and authorization and authorization.lower().startswith("bearer "):
+        key = authorization[7:].strip()
+    if not key:
+        raise HTTPException(401, "missing API key: send it in the X-API-Key header or as Authorization: Bearer")
+    found = authenticate(s, key)
+    if found is None:
+        raise HTTPException(401, "invalid API key")
+    return found
+
+
+DB = Annotated[Session, Depends(get_db)]
+Caller = Annotated[Principal, Depends(principal)]

@@ -1,0 +1,118 @@
+"""Jobs: submit, poll, fetch audio."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi.responses import RedirectResponse
+
+from voicefarm import jobs
+from voicefarm.api.deps import DB, Caller, get_catalog
+from voicefarm.audio import content_type
+from voicefarm.cache import CachedAudio, get_cache
+from voicefarm.engines import queue_name
+from voicefarm.models import Job, Rendition, Status
+from voicefarm.queue import app as celery
+from voicefarm.schemas import AttemptOut, JobOut, JobRequest, Problem, Timings
+from voicefarm.settings import get_settings
+from voicefarm.storage import get_store
+
+router = APIRouter(prefix="/v1", tags=["jobs"])
+errors = {code: {"model": Problem} for code in (400, 401, 404, 409, 422, 503)}
+
+
+def audio_url(request: Request, object_key: str) -> str:
+    return f"{request.base_url}v1/{object_key}"
+
+
+def job_out(job: Job, request: Request) -> JobOut:
+    done = job.status == Status.succeeded.value
+    return JobOut(
+        id=job.id,
+        status=job.status,
+        poll_url=str(request.url_for("get_job", job_id=job.id)),
+        engine=job.engine,
+        voice=job.voice,
+        language=job.language,
+        quality=job.quality,
+        format=job.format,
+        content_key=job.content_key,
+        audio_url=audio_url(request, job.object_key) if done and job.object_key else None,
+        duration=job.duration,
+        sample_rate=job.sample_rate,
+        synthesis_seconds=job.synthesis_seconds,
+        error=job.error,
+        timings=Timings(queued=job.created_at, started=job.started_at, finished=job.finished_at),
+        attempts=[
+            AttemptOut(engine=a.engine, worker=a.worker, outcome=a.outcome, error=a.error,
+                       started_at=a.started_at, finished_at=a.finished_at)
+            for a in job.attempts
+        ],
+    )
+
+
+def cached_out(hit: CachedAudio, request: Request) -> JobOut:
+    return JobOut(
+        id=None, status="succeeded", cache="hit", engine=hit.engine, format=hit.format,
+        content_key=hit.content_key, audio_url=audio_url(request, hit.object_key),
+        duration=hit.duration, sample_rate=hit.sample_rate,
+    )
+
+
+@router.post("/jobs", status_code=202, response_model=JobOut, responses=errors)
+def create_job(body: JobRequest, request: Request, response: Response, s: DB, caller: Caller) -> JobOut:
+    """Queue a synthesis job, or answer at once (200, cache: hit) when its audio already exists."""
+    try:
+        p = jobs.plan(body, get_settings(), get_catalog())
+    except jobs.Invalid as e:
+        raise HTTPException(422, str(e)) from None
+    result = jobs.submit(s, get_cache(), caller.tenant_id, p)
+    if isinstance(result, CachedAudio):
+        response.status_code = 200
+        return cached_out(result, request)
+    if jobs.needs_enqueue(result):
+        try:
+            celery.send_task("voicefarm.synthesize", args=[result.id], queue=queue_name(result.engine))
+        except Exception as e:
+            s.delete(result)  # nothing half-written: a job no queue holds must not exist
+            s.commit()
+            raise HTTPException(503, f"broker unavailable, job not accepted: {e}") from None
+    return job_out(result, request)
+
+
+def owned_job(s: DB, caller: Caller, job_id: str) -> Job:
+    job = s.get(Job, job_id)
+    if job is None or job.tenant_id != caller.tenant_id:
+        raise HTTPException(404, f"no job {job_id!r}")
+    return job
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=errors)
+def get_job(job_id: str, request: Request, s: DB, caller: Caller) -> JobOut:
+    return job_out(owned_job(s, caller, job_id), request)
+
+
+def serve(object_key: str, fmt: str) -> Response:
+    store = get_store()
+    url = store.presigned_url(object_key)
+    if url is not None:
+        return RedirectResponse(url, status_code=307)
+    return Response(store.get(object_key), media_type=content_type(fmt))
+
+
+@router.get("/jobs/{job_id}/audio", responses={**errors, 200: {"content": {"audio/wav": {}}}})
+def get_job_audio(job_id: str, s: DB, caller: Caller) -> Response:
+    """The job's audio: a redirect to a presigned URL (S3), or the bytes (local store)."""
+    job = owned_job(s, caller, job_id)
+    if job.status != Status.succeeded.value or not job.object_key:
+        raise HTTPException(409, f"job {job_id} is {job.status}; its audio is not ready")
+    return serve(job.object_key, job.format)
+
+
+@router.get("/audio/{name}", responses={**errors, 200: {"content": {"audio/wav": {}}}})
+def get_audio(name: str, s: DB, caller: Caller) -> Response:
+    """Audio by content key (`<key>.<format>`), as cache hits return it."""
+    key = name.rsplit(".", 1)[0]
+    row = s.get(Rendition, key)
+    if row is None or row.object_key != f"audio/{name}":
+        raise HTTPException(404, f"no audio {name!r}")
+    return serve(row.object_key, row.format)

@@ -1,0 +1,214 @@
+"""The `voicefarm` command line."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from voicefarm.settings import Settings, get_settings
+
+app = typer.Typer(help="voicefarm: a distributed text-to-speech farm.", no_args_is_help=True, add_completion=False)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+console = Console()
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations (alembic upgrade head)."""
+    from alembic import command
+    from alembic.config import Config
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["configure_logging"] = False
+    command.upgrade(config, "head")
+    console.print(f"database at head: {settings.database_url.split('@')[-1]}")
+
+
+@app.command()
+def api(
+    host: Annotated[Optional[str], typer.Option(help="Bind address (VOICEFARM_API_HOST).")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port (VOICEFARM_API_PORT).")] = None,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve the HTTP API."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run("voicefarm.api.app:app", host=host or settings.api_host, port=port or settings.api_port,
+                workers=workers, log_level="info")
+
+
+@app.command()
+def worker(
+    engine: Annotated[str, typer.Option(help="The engine whose queue (tts.ENGINE) this worker consumes.")],
+    gpu: Annotated[Optional[int], typer.Option(help="Pin the worker to this GPU index.")] = None,
+    concurrency: Annotated[int, typer.Option(help="Worker processes, each with its own model (CPU engines).")] = 1,
+    loglevel: Annotated[str, typer.Option()] = "info",
+) -> None:
+    """Run a Celery worker for one engine; each process loads the model before its first job."""
+    from voicefarm import engines
+
+    settings = get_settings()
+    try:
+        caps = engines.create(engine, settings).capabilities()
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--engine") from None
+    if caps.unavailable:
+        console.print(f"[red]engine {engine} cannot start:[/red] {caps.unavailable}")
+        raise typer.Exit(1)
+    if gpu is not None:
+        # Before anything imports torch: CUDA reads this once, at initialisation.
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+        concurrency = 1  # one process per GPU; a second would fork after CUDA init or share the card
+    from voicefarm.tasks import ENGINE_ENV
+
+    os.environ[ENGINE_ENV] = engine
+    from voicefarm.engines import queue_name
+    from voicefarm.queue import app as celery
+
+    argv = ["worker", "-Q", queue_name(engine), "-P", "prefork", "-c", str(concurrency),
+            "--prefetch-multiplier", "1", "-E", "-n", f"{engine}.{os.getpid()}@%h", "--loglevel", loglevel]
+    if settings.embedded_broker:
+        argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    celery.worker_main(argv)
+
+
+def _dev_key(settings: Settings) -> str:
+    from voicefarm import db
+    from voicefarm.auth import dev_key
+
+    with db.session() as s:
+        return dev_key(s, settings.data_dir)
+
+
+@app.command()
+def up() -> None:
+    """Run the API and one worker per configured engine in the foreground; Ctrl-C stops all."""
+    from voicefarm.farm import Farm
+
+    settings = get_settings()
+    migrate()
+    console.print(f"API key for local development: [bold]{_dev_key(settings)}[/bold]")
+    with Farm(settings) as farm:
+        farm.wait_ready()
+        console.print(f"farm up at {farm.url} (engines: {', '.join(settings.engines)}); Ctrl-C stops it")
+        try:
+            while True:
+                farm.check_alive()
+                time.sleep(1)
+        except KeyboardInterrupt:
+            console.print("stopping…")
+
+
+def _api_key(settings: Settings) -> str:
+    key = os.environ.get("VOICEFARM_API_KEY")
+    if key:
+        return key
+    path = settings.data_dir / "dev-api-key"
+    if path.is_file():
+        return path.read_text().strip()
+    raise typer.BadParameter("set VOICEFARM_API_KEY (or run `voicefarm up` once for a local key)")
+
+
+@app.command()
+def say(
+    text: str,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the audio.")] = Path("out.wav"),
+    voice: Annotated[Optional[str], typer.Option()] = None,
+    quality: Annotated[Optional[str], typer.Option()] = None,
+    language: Annotated[Optional[str], typer.Option()] = None,
+    speed: Annotated[float, typer.Option()] = 1.0,
+    format: Annotated[Optional[str], typer.Option(help="Defaults to the output file's extension.")] = None,
+) -> None:
+    """Synthesize TEXT through the farm at VOICEFARM_URL and write it to a file."""
+    from voicefarm.client import Client, FarmError
+
+    settings = get_settings()
+    url = os.environ.get("VOICEFARM_URL", f"http://{settings.api_host}:{settings.api_port}")
+    fmt = format or output.suffix.lstrip(".") or "wav"
+    with Client(url, _api_key(settings)) as client:
+        try:
+            job = client.wait(client.submit(text, voice=voice, quality=quality, language=language, speed=speed,
+                                            format=fmt))
+            output.write_bytes(client.download(job))
+        except FarmError as e:
+            console.print(f"[red]{e}[/red]")
+            raise typer.Exit(1) from None
+    console.print(f"{output}: {job.duration:.2f} s of audio from {job.engine} (job {job.id or 'cache hit'})")
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="Tenant id; created if new.")],
+    admin: Annotated[bool, typer.Option(help="May use the admin endpoints.")] = False,
+    name: Annotated[str, typer.Option()] = "",
+) -> None:
+    """Create an API key for a tenant and print it (it is not shown again)."""
+    from voicefarm import db
+    from voicefarm.auth import create_key
+
+    with db.session() as s:
+        print(create_key(s, tenant, name=name, admin=admin))
+
+
+DEMO_PHRASES = [
+    "Welcome to voicefarm, a text to speech farm.",
+    "Every job goes through a queue to a worker.",
+    "The audio is stored once and served from the cache.",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@app.command()
+def demo(out: Annotated[Path, typer.Option(help="Where to write the audio.")] = Path("demo-output")) -> None:
+    """Start a farm, synthesize a few phrases through the HTTP API, print what happened, stop."""
+    from voicefarm.client import Client
+    from voicefarm.farm import Farm
+
+    port = _free_port()
+    os.environ["VOICEFARM_API_PORT"] = str(port)
+    get_settings.cache_clear()
+    settings = get_settings()
+    migrate()
+    key = _dev_key(settings)
+    console.print(f"local API key: {key}")
+    out.mkdir(parents=True, exist_ok=True)
+    with Farm(settings, log_dir=settings.data_dir / "logs") as farm:
+        farm.wait_ready()
+        console.print(f"farm up at {farm.url} (logs in {settings.data_dir / 'logs'})")
+        with Client(farm.url, key) as client:
+            submitted = [client.submit(text) for text in DEMO_PHRASES]
+            for i, job in enumerate(submitted):
+                job = client.wait(job, timeout=120)
+                if job.status != "succeeded":
+                    console.print(f"[red]job {job.id} failed: {job.error}[/red]")
+                    raise typer.Exit(1)
+                path = out / f"phrase-{i + 1}.{job.format}"
+                path.write_bytes(client.download(job))
+                console.print(f"job {job.id}  engine {job.engine}  audio {job.duration:.2f} s  "
+                              f"synthesis {job.synthesis_seconds:.3f} s  url {job.audio_url}  -> {path}",
+                              soft_wrap=True)
+            again = client.submit(DEMO_PHRASES[0])
+            console.print(f"again: {DEMO_PHRASES[0]!r} -> cache {again.cache}, status {again.status}, "
+                          f"url {again.audio_url}", soft_wrap=True)
+    console.print("farm stopped")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,72 @@
+"""The engine protocol: what every synthesis backend plugs into.
+
+An engine is constructed cheaply (no model load, no heavy import) so the API can ask it
+what it offers; a worker process calls `load()` once, before it takes its first job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A built-in voice an engine offers without any reference sample."""
+
+    id: str
+    language: str  # BCP-47-ish, e.g. "en-US"
+    name: str = ""
+    sample_rate: int = 22050
+    version: str = "1"  # changes when the voice's weights change, so cached audio is not reused
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an engine can do, known without loading its model."""
+
+    languages: frozenset[str]  # primary subtags, e.g. {"en"}
+    voices: tuple[Voice, ...] = ()
+    cloning: bool = False
+    device: str = "cpu"
+    model_version: str = "unknown"
+    # Why the engine cannot run here (missing weights, missing credentials); None when it can.
+    unavailable: str | None = None
+
+
+@dataclass(frozen=True)
+class SynthesisRequest:
+    text: str
+    voice: str  # a built-in voice id, or a cloned voice's id
+    language: str
+    speed: float = 1.0
+    # Reference sample of a cloned voice (mono float32 PCM and its rate); None for built-ins.
+    reference: tuple[np.ndarray, int] | None = None
+    reference_key: str | None = None  # stable id of (voice, version) for per-voice caches
+    options: dict[str, float | int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Mono float32 PCM in [-1, 1]."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+@runtime_checkable
+class Engine(Protocol):
+    name: str
+
+    def capabilities(self) -> Capabilities: ...
+
+    def load(self) -> None:
+        """Load the model; called once per worker process before the first job."""
+
+    def synthesize(self, request: SynthesisRequest) -> Audio: ...

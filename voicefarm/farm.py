@@ -1,0 +1,78 @@
+"""Run a whole farm on one machine: the API and one worker per engine, as child processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from voicefarm.settings import Settings
+
+
+class Farm:
+    def __init__(self, settings: Settings, *, env: dict[str, str] | None = None, log_dir: Path | None = None) -> None:
+        self.settings = settings
+        self.env = {**os.environ, **(env or {})}
+        self.log_dir = log_dir
+        self.procs: list[subprocess.Popen] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.api_host}:{self.settings.api_port}"
+
+    def _spawn(self, name: str, *args: str) -> None:
+        out = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            out = open(self.log_dir / f"{name}.log", "ab")
+        # Own process group: Ctrl-C in the terminal reaches us once, and we stop each child in order.
+        self.procs.append(subprocess.Popen([sys.executable, "-m", "voicefarm", *args], env=self.env,
+                                           stdout=out, stderr=subprocess.STDOUT if out else None,
+                                           start_new_session=True))
+
+    def start(self) -> None:
+        self._spawn("api", "api")
+        for engine in self.settings.engines:
+            self._spawn(f"worker-{engine}", "worker", "--engine", engine)
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"the API at {self.url} was not healthy after {timeout} s")
+
+    def check_alive(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{' '.join(proc.args[3:])} exited with status {proc.returncode}")
+
+    def stop(self, timeout: float = 20.0) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)  # Celery: warm shutdown, finishes the job in hand
+        deadline = time.monotonic() + timeout
+        for proc in self.procs:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self.procs.clear()
+
+    def __enter__(self) -> Farm:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

@@ -1,0 +1,147 @@
+"""Submitting a job: validate, key, answer from the cache, or record it once and enqueue it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from voicefarm.audio import FORMATS
+from voicefarm.cache import AudioCache, CachedAudio
+from voicefarm.catalog import Catalog, Route
+from voicefarm.engines.base import Voice
+from voicefarm.models import ACTIVE, Job, Status
+from voicefarm.schemas import JobRequest
+from voicefarm.settings import Settings
+
+
+class Invalid(ValueError):
+    """A request the farm will not take; the message names the problem."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    text: str
+    voice: Voice
+    language: str
+    quality: str
+    format: str
+    speed: float
+    routes: list[Route]
+    keys: list[str]  # content key for each route, same order
+
+
+def normalise_text(text: str) -> str:
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFC", text)).strip()
+
+
+def normalise_language(tag: str) -> str:
+    parts = tag.replace("_", "-").split("-")
+    return "-".join([parts[0].lower(), *(p.upper() if len(p) == 2 else p for p in parts[1:])])
+
+
+def content_key(*, text: str, voice: Voice, language: str, speed: float, format: str, route: Route) -> str:
+    """sha256 over the canonical request: equal keys mean interchangeable audio."""
+    canonical = {
+        "text": text,
+        "voice": voice.id,
+        "voice_version": voice.version,
+        "language": language,
+        "speed": round(speed, 3),
+        "format": format,
+        "engine": route.engine,
+        "model_version": route.model_version,
+    }
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def plan(request: JobRequest, settings: Settings, catalog: Catalog) -> Plan:
+    text = normalise_text(request.text)
+    if not text:
+        raise Invalid("text is empty")
+    if len(text) > settings.max_text_chars:
+        raise Invalid(f"text is {len(text)} characters; the maximum is {settings.max_text_chars}")
+    if request.format not in FORMATS:
+        raise Invalid(f"format {request.format!r} is not supported; use one of {', '.join(FORMATS)}")
+    if not settings.min_speed <= request.speed <= settings.max_speed:
+        raise Invalid(f"speed {request.speed} is out of range [{settings.min_speed}, {settings.max_speed}]")
+    quality = request.quality or settings.default_quality
+    if quality not in settings.tiers:
+        raise Invalid(f"quality {quality!r} is not a tier; use one of {', '.join(settings.tiers)}")
+    voice_id = request.voice or settings.default_voice
+    voice = catalog.voice(voice_id)
+    if voice is None:
+        raise Invalid(f"unknown voice {voice_id!r}; GET /v1/voices lists the voices")
+    language = normalise_language(request.language or voice.language)
+    if language.split("-")[0] != voice.language.split("-")[0]:
+        raise Invalid(f"language {language!r} is not supported by voice {voice.id!r} ({voice.language})")
+    routes = catalog.routes(quality, voice.id, language)
+    if not routes:
+        raise Invalid(f"no engine in quality tier {quality!r} can speak voice {voice.id!r} in {language!r}")
+    keys = [
+        content_key(text=text, voice=voice, language=language, speed=request.speed, format=request.format, route=r)
+        for r in routes
+    ]
+    return Plan(text, voice, language, quality, request.format, request.speed, routes, keys)
+
+
+def submit(session: Session, cache: AudioCache, tenant_id: str, p: Plan) -> Job | CachedAudio:
+    """The cached audio if it exists, else a new job row, committed and ready to enqueue.
+
+    A job whose identical request is already in flight becomes its follower and is not enqueued:
+    the leader's synthesis completes both.
+    """
+    hit = cache.lookup(session, p.keys)
+    if hit is not None:
+        return hit
+    fields = dict(
+        tenant_id=tenant_id,
+        text=p.text,
+        voice=p.voice.id,
+        voice_version=p.voice.version,
+        language=p.language,
+        quality=p.quality,
+        format=p.format,
+        speed=p.speed,
+        chain=[r.engine for r in p.routes],
+        engine=p.routes[0].engine,
+        content_key=p.keys[0],
+    )
+    job = Job(**fields)
+    session.add(job)
+    try:
+        session.commit()
+        return job
+    except IntegrityError:  # uq_jobs_inflight_key: an identical job is in flight
+        session.rollback()
+    leader = session.scalars(
+        select(Job).where(Job.content_key == p.keys[0], Job.leader_id.is_(None), Job.status.in_(ACTIVE))
+    ).first()
+    job = Job(**fields, leader_id=leader.id if leader else None)
+    session.add(job)
+    session.commit()
+    if leader is None:
+        return job  # the leader finished between our insert and our look: lead ourselves
+    # The leader may have finished before this follower was visible to it: settle from its row.
+    session.refresh(leader)
+    if leader.status not in ACTIVE:
+        follow(job, leader)
+        session.commit()
+    return job
+
+
+def follow(job: Job, leader: Job) -> None:
+    """Copy a finished leader's outcome onto a follower."""
+    for field in ("status", "engine", "object_key", "duration", "sample_rate", "synthesis_seconds", "error",
+                  "started_at", "finished_at"):
+        setattr(job, field, getattr(leader, field))
+
+
+def needs_enqueue(job: Job) -> bool:
+    return job.leader_id is None and job.status == Status.queued.value

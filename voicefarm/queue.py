@@ -1,0 +1,49 @@
+"""The Celery app: one queue per engine (`tts.<engine>`), late acks, one job per worker process."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from voicefarm.settings import Settings, get_settings
+
+
+def broker_options(settings: Settings) -> dict:
+    if settings.embedded_broker:
+        folders = {name: settings.broker_dir / name for name in ("queue", "control", "processed")}
+        for folder in folders.values():
+            folder.mkdir(parents=True, exist_ok=True)
+        return {
+            "data_folder_in": str(folders["queue"]),
+            "data_folder_out": str(folders["queue"]),
+            "control_folder": str(folders["control"]),
+            "processed_folder": str(folders["processed"]),
+            "polling_interval": settings.filesystem_polling_interval,
+        }
+    # Redis redelivers an unacked message after the visibility timeout: it must outlast the
+    # longest task, or a slow job would run twice.
+    return {"visibility_timeout": settings.task_time_limit * 2 + 60}
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("voicefarm", broker=settings.broker_url, include=["voicefarm.tasks"])
+    app.conf.update(
+        broker_transport_options=broker_options(settings),
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,  # the job row is the result
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_soft_time_limit=settings.task_soft_time_limit,
+        task_time_limit=settings.task_time_limit,
+        task_default_queue="tts.default",
+        worker_prefetch_multiplier=1,
+        # A child loads its model before it reports ready; the default 4 s is far too short.
+        worker_proc_alive_timeout=600,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+    )
+    return app
+
+
+app = make_celery(get_settings())

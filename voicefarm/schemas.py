@@ -1,0 +1,69 @@
+"""The API's request and response bodies."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class JobRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(description="What to say.")
+    voice: str | None = Field(None, description="A voice id from GET /v1/voices; the farm's default if omitted.")
+    language: str | None = Field(None, description="BCP-47 tag such as en or en-US; the voice's own if omitted.")
+    quality: str | None = Field(None, description="Quality tier: highest, high, medium or fast.")
+    format: str = Field("wav", description="wav, flac, ogg or mp3.")
+    speed: float = Field(1.0, description="Speaking rate; 1.0 is the voice's natural pace.")
+
+
+class AttemptOut(BaseModel):
+    engine: str
+    worker: str
+    outcome: str
+    error: str | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+class Timings(BaseModel):
+    queued: datetime | None = None
+    started: datetime | None = None
+    finished: datetime | None = None
+
+
+class JobOut(BaseModel):
+    id: str | None = Field(description="The job's id; null for a cache hit, which made no job.")
+    status: Literal["queued", "running", "succeeded", "failed"]
+    cache: Literal["hit", "miss"] = "miss"
+    poll_url: str | None = None
+    engine: str | None = None
+    voice: str | None = None
+    language: str | None = None
+    quality: str | None = None
+    format: str
+    content_key: str
+    audio_url: str | None = None
+    duration: float | None = None
+    sample_rate: int | None = None
+    synthesis_seconds: float | None = None
+    error: str | None = None
+    timings: Timings = Timings()
+    attempts: list[AttemptOut] = []
+
+
+class VoiceOut(BaseModel):
+    id: str
+    language: str
+    name: str
+    engine: str
+    sample_rate: int
+    cloned: bool = False
+
+
+class Problem(BaseModel):
+    """Every error the API returns: a message that names the problem."""
+
+    error: str
