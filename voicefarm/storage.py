@@ -82,6 +82,7 @@ class S3Store:
             aws_secret_access_key=settings.s3_secret_access_key,
             config=Config(
                 s3={"addressing_style": "path"},
+                signature_version="s3v4",
                 retries={"max_attempts": 3, "mode": "standard"},
                 connect_timeout=5,
                 read_timeout=30,

