@@ -35,3 +35,8 @@ def test_sqlite_upgrade_and_downgrade(tmp_path: Path) -> None:
     subprocess.run(["alembic", "downgrade", "base"], env=env, check=True, capture_output=True,
                    cwd=Path(__file__).parent.parent)
     assert tables_and_columns(engine) == {}
+
+
+def test_models_and_migrations_agree() -> None:
+    done = subprocess.run(["alembic", "check"], capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stdout + done.stderr

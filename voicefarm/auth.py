@@ -41,15 +41,22 @@ def create_key(session: Session, tenant_id: str, *, name: str = "", admin: bool 
 _cache: dict[str, tuple[float, Principal | None]] = {}
 
 
+UNKNOWN = object()
+
+
+def cached_principal(key: str) -> Principal | None | object:
+    """The cached answer for `key`, or UNKNOWN when the database must be asked."""
+    hit = _cache.get(hash_key(key))
+    if hit is not None and time.monotonic() - hit[0] < _CACHE_SECONDS:
+        return hit[1]
+    return UNKNOWN
+
+
 def authenticate(session: Session, key: str) -> Principal | None:
     digest = hash_key(key)
-    now = time.monotonic()
-    hit = _cache.get(digest)
-    if hit is not None and now - hit[0] < _CACHE_SECONDS:
-        return hit[1]
     row = session.get(ApiKey, digest)
     principal = Principal(row.tenant_id, row.admin) if row else None
-    _cache[digest] = (now, principal)
+    _cache[digest] = (time.monotonic(), principal)
     return principal
 
 

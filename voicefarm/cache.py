@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -26,13 +27,21 @@ class CachedAudio:
 
 
 class AudioCache:
-    def __init__(self, redis: Redis | None, ttl_seconds: int) -> None:
+    def __init__(self, redis: Redis | None, ttl_seconds: int, aredis: AsyncRedis | None = None) -> None:
         self.redis = redis
+        self.aredis = aredis  # the API's event loop asks Redis without a thread hop
         self.ttl = ttl_seconds
 
     @staticmethod
     def _rkey(content_key: str) -> str:
         return f"voicefarm:audio:{content_key}"
+
+    async def peek(self, key: str) -> CachedAudio | None:
+        """Redis alone, for the API's hot path; None means "ask lookup()"."""
+        if self.aredis is None:
+            return None
+        raw = await self.aredis.get(self._rkey(key))
+        return CachedAudio(**json.loads(raw)) if raw is not None else None
 
     def lookup(self, session: Session, keys: list[str]) -> CachedAudio | None:
         """The first of `keys` (in order of preference) whose audio exists."""
@@ -66,5 +75,8 @@ def from_rendition(row: Rendition) -> CachedAudio:
 @lru_cache
 def get_cache() -> AudioCache:
     settings = get_settings()
-    redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2) if settings.redis_url else None
-    return AudioCache(redis, settings.cache_ttl_seconds)
+    if not settings.redis_url:
+        return AudioCache(None, settings.cache_ttl_seconds)
+    timeouts = {"socket_timeout": 2, "socket_connect_timeout": 2}
+    return AudioCache(Redis.from_url(settings.redis_url, **timeouts), settings.cache_ttl_seconds,
+                      AsyncRedis.from_url(settings.redis_url, **timeouts))

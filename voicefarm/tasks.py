@@ -74,7 +74,7 @@ def synthesize(job_id: str) -> None:
         s.flush()
         attempt_id = attempt.id
         request = SynthesisRequest(text=job.text, voice=job.voice, language=job.language, speed=job.speed)
-        key, fmt, voice = job.content_key, job.format, job.voice
+        key, fmt = job.content_key, job.format
 
     try:
         started = time.perf_counter()
@@ -89,38 +89,32 @@ def synthesize(job_id: str) -> None:
         raise
 
     cached = CachedAudio(key, object_key, store.url(object_key), _engine.name, fmt, audio.duration, audio.sample_rate)
-    with db.session() as s:
-        s.merge(
-            Rendition(
-                content_key=key, object_key=object_key, url=cached.url, engine=cached.engine, voice=voice,
-                format=fmt, duration=cached.duration, sample_rate=cached.sample_rate,
-            )
-        )
-    get_cache().put(cached)
     finish(job_id, attempt_id, audio=cached, seconds=seconds)
+    get_cache().put(cached)
     log.info("job %s: %.2f s of audio in %.2f s (RTF %.3f)", job_id, audio.duration, seconds,
              seconds / audio.duration if audio.duration else math.nan)
 
 
 def finish(job_id: str, attempt_id: int, *, audio: CachedAudio | None = None, seconds: float | None = None,
            error: str | None = None) -> None:
-    """Record the outcome on the attempt, the job and every follower waiting on it."""
+    """Record the outcome on the attempt, the job, every follower waiting on it and, on success,
+    the rendition's durable record: one transaction, so no reader sees half of it."""
     now = utcnow()
     status = Status.succeeded.value if audio else Status.failed.value
+    outcome: dict[str, object] = {"status": status, "error": error, "finished_at": now, "synthesis_seconds": seconds}
+    if audio:
+        outcome.update(engine=audio.engine, object_key=audio.object_key, duration=audio.duration,
+                       sample_rate=audio.sample_rate)
     with db.session() as s:
         attempt = s.get(Attempt, attempt_id)
         attempt.outcome, attempt.error, attempt.finished_at = status, error, now
         job = s.get(Job, job_id)
-        outcome = {
-            "status": status,
-            "error": error,
-            "finished_at": now,
-            "synthesis_seconds": seconds,
-            **({"engine": audio.engine, "object_key": audio.object_key, "duration": audio.duration,
-                "sample_rate": audio.sample_rate} if audio else {}),
-        }
         for field, value in outcome.items():
             setattr(job, field, value)
+        if audio:
+            s.merge(Rendition(content_key=audio.content_key, object_key=audio.object_key, url=audio.url,
+                              engine=audio.engine, voice=job.voice, format=audio.format,
+                              duration=audio.duration, sample_rate=audio.sample_rate))
         s.execute(
             update(Job)
             .where(Job.leader_id == job_id, Job.status.in_(ACTIVE))

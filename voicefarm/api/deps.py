@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, Header, HTTPException
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from voicefarm import db
-from voicefarm.auth import Principal, authenticate
+from voicefarm.auth import UNKNOWN, Principal, authenticate, cached_principal
 from voicefarm.catalog import Catalog
 from voicefarm.settings import get_settings
 
 
-def get_db() -> Iterator[Session]:
+async def get_db() -> AsyncIterator[Session]:
+    # Async so FastAPI does not hop to a thread for it: making a Session does no I/O, and the
+    # endpoints that use it run in the threadpool anyway.
     with db.session_factory()() as s:
         yield s
 
@@ -25,7 +28,7 @@ def get_catalog() -> Catalog:
     return Catalog(get_settings())
 
 
-def principal(
+async def principal(
     s: Annotated[Session, Depends(get_db)],
     x_api_key: Annotated[str | None, Header(description="API key (or use Authorization: Bearer)")] = None,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
@@ -35,7 +38,9 @@ def principal(
         key = authorization[7:].strip()
     if not key:
         raise HTTPException(401, "missing API key: send it in the X-API-Key header or as Authorization: Bearer")
-    found = authenticate(s, key)
+    found = cached_principal(key)
+    if found is UNKNOWN:
+        found = await run_in_threadpool(authenticate, s, key)
     if found is None:
         raise HTTPException(401, "invalid API key")
     return found
