@@ -13,6 +13,8 @@ import httpx
 
 from voicefarm.settings import Settings
 
+WORKERS = Path(__file__).resolve().parent.parent / "workers"
+
 
 class Farm:
     def __init__(self, settings: Settings, *, env: dict[str, str] | None = None, log_dir: Path | None = None) -> None:
@@ -25,20 +27,27 @@ class Farm:
     def url(self) -> str:
         return f"http://{self.settings.api_host}:{self.settings.api_port}"
 
-    def _spawn(self, name: str, *args: str) -> None:
+    @staticmethod
+    def python_for(engine: str) -> str:
+        """The engine's own worker environment when it has one (heavy engines pin conflicting
+        libraries), else this interpreter."""
+        own = WORKERS / engine / ".venv" / "bin" / "python"
+        return str(own) if own.is_file() else sys.executable
+
+    def _spawn(self, name: str, *args: str, python: str = sys.executable) -> None:
         out = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{name}.log", "ab")
         # Own process group: Ctrl-C in the terminal reaches us once, and we stop each child in order.
-        self.procs.append(subprocess.Popen([sys.executable, "-m", "voicefarm", *args], env=self.env,
+        self.procs.append(subprocess.Popen([python, "-m", "voicefarm", *args], env=self.env,
                                            stdout=out, stderr=subprocess.STDOUT if out else None,
                                            start_new_session=True))
 
     def start(self) -> None:
         self._spawn("api", "api")
         for engine in self.settings.engines:
-            self._spawn(f"worker-{engine}", "worker", "--engine", engine)
+            self._spawn(f"worker-{engine}", "worker", "--engine", engine, python=self.python_for(engine))
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout

@@ -3,7 +3,9 @@
 Runs in its own environment (workers/xtts/.venv): torch and coqui-tts are imported in
 `load()` only, so the API can import this module and read `capabilities()` without them.
 A cloned voice's conditioning latents are computed once per `reference_key` and kept in a
-bounded in-process LRU and, when given, a persistent latents store shared by all workers.
+bounded in-process LRU and, when given, a persistent latents store shared by all workers. The
+caller's reference_key names the voice, its version, the engine and the model version: latents
+belong to the weights that computed them.
 """
 
 from __future__ import annotations
@@ -24,17 +26,18 @@ import numpy as np
 
 from voicefarm.engines.base import Audio, Capabilities, SynthesisRequest
 from voicefarm.settings import Settings
+from voicefarm.storage import LatentsStore
 
 if TYPE_CHECKING:
     import torch
     from TTS.tts.models.xtts import Xtts
 
-    from voicefarm.storage import Store
-
 log = logging.getLogger(__name__)
 
 # XTTS v2's languages as primary subtags; coqui names Chinese "zh-cn" and maps "zh" to it.
-LANGUAGES = frozenset({"en", "es", "fr", "de", "it", "pt", "pl", "tr", "ru", "nl", "cs", "ar", "zh", "hu", "ko", "ja", "hi"})
+LANGUAGES = frozenset(
+    {"en", "es", "fr", "de", "it", "pt", "pl", "tr", "ru", "nl", "cs", "ar", "zh", "hu", "ko", "ja", "hi"}
+)
 REQUIRED_FILES = ("config.json", "model.pth", "vocab.json")
 SAMPLE_RATE = 24_000  # the HiFi-GAN decoder's output rate
 REFERENCE_RATE = 22_050  # coqui computes cloning latents at this rate
@@ -51,32 +54,11 @@ INFERENCE_OPTIONS: dict[str, type] = {
 Latents = tuple["torch.Tensor", "torch.Tensor"]  # (gpt_cond_latent, speaker_embedding)
 
 
-class LatentsStore(Protocol):
+class BytesStore(Protocol):
     """Persistent bytes by key, shared by workers, so a voice's latents outlive a process."""
 
     def get(self, key: str) -> bytes | None: ...
     def put(self, key: str, data: bytes) -> None: ...
-
-
-class ObjectStoreLatents:
-    """A LatentsStore kept in the farm's object store, under `latents/xtts/`."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-
-    @cached_property
-    def _store(self) -> Store:
-        # Opened on first use: the API builds engines for capabilities() alone.
-        from voicefarm.storage import open_store
-
-        return open_store(self._settings)
-
-    def get(self, key: str) -> bytes | None:
-        path = f"latents/xtts/{key}"
-        return self._store.get(path) if self._store.exists(path) else None
-
-    def put(self, key: str, data: bytes) -> None:
-        self._store.put(f"latents/xtts/{key}", data, "application/octet-stream")
 
 
 # A sentence runs to its closing punctuation plus the whitespace after it: Latin-script
@@ -123,8 +105,8 @@ def _decode_in_fp32(module: torch.nn.Module, device_type: str) -> None:
     """Make `module` run in fp32 inside an enclosing autocast.
 
     Xtts.inference calls the HiFi-GAN decoder inside the same block as the GPT; under bf16
-    autocast its convolutions would run in bf16 (audible noise, and a bf16 wav that
-    `.numpy()` refuses). The GPT keeps its bf16 speed-up; only the decoder opts out.
+    autocast its convolutions would run in bf16 and return a bf16 wav, which the
+    `.numpy()` at the end of inference refuses. The GPT keeps its bf16 speed-up.
     """
     import torch
 
@@ -150,7 +132,7 @@ class XttsEngine:
         model_dir: Path | None,
         device: str | None = None,
         latents_cache_size: int = 64,
-        latents_store: LatentsStore | None = None,
+        latents_store: BytesStore | None = None,
         *,
         bf16: bool | None = None,
     ) -> None:
@@ -163,6 +145,7 @@ class XttsEngine:
         self._cache: OrderedDict[str, Latents] = OrderedDict()
         self._model: Xtts | None = None
         self._model_version: str | None = None
+        self._autocast_device: str | None = None  # set by load(): where bf16 autocast applies
         self.latents_computed = 0  # how many times latents were computed, not found cached
 
     # --- without torch -------------------------------------------------------------------
@@ -233,8 +216,9 @@ class XttsEngine:
         model.load_checkpoint(config, checkpoint_dir=str(self.model_dir), use_deepspeed=False, eval=True)
         model.to(device)
 
-        self._autocast_device = device_type if (self._bf16 if self._bf16 is not None else device_type == "cuda") else None
-        if self._autocast_device:
+        bf16 = self._bf16 if self._bf16 is not None else device_type == "cuda"
+        self._autocast_device = device_type if bf16 else None
+        if bf16:
             _decode_in_fp32(model.hifigan_decoder, device_type)
         self._model_version = self._version()
         self._model = model
@@ -274,17 +258,13 @@ class XttsEngine:
         )
         return gpt_cond_latent, speaker_embedding
 
-    def _store_key(self, reference_key: str) -> str:
-        # Latents belong to the weights that computed them, so the model version is part of the key.
-        return f"{self._model_version}/{hashlib.sha256(reference_key.encode()).hexdigest()}"
-
     def _from_store(self, reference_key: str) -> Latents | None:
         import torch
 
         if self._store is None:
             return None
         try:
-            data = self._store.get(self._store_key(reference_key))
+            data = self._store.get(reference_key)
         except Exception:
             # The store only saves work; a job still succeeds by recomputing.
             log.warning("xtts: latents store read failed; recomputing", exc_info=True)
@@ -302,7 +282,7 @@ class XttsEngine:
         buffer = io.BytesIO()
         torch.save({"gpt_cond_latent": latents[0].cpu(), "speaker_embedding": latents[1].cpu()}, buffer)
         try:
-            self._store.put(self._store_key(reference_key), buffer.getvalue())
+            self._store.put(reference_key, buffer.getvalue())
         except Exception:
             log.warning("xtts: latents store write failed", exc_info=True)
 
@@ -321,6 +301,7 @@ class XttsEngine:
         if latents is None:
             latents = self._compute_latents(*request.reference)
             self.latents_computed += 1
+            log.info("xtts: computed speaker latents %s", key)
             self._to_store(key, latents)
         self._cache[key] = latents
         while len(self._cache) > self._cache_size:
@@ -331,7 +312,9 @@ class XttsEngine:
         model = self._loaded()
         gpt_cond_latent, speaker_embedding = self._latents(request)
         settings = {name: kind(model.config[name]) for name, kind in INFERENCE_OPTIONS.items()}
-        settings |= {name: kind(request.options[name]) for name, kind in INFERENCE_OPTIONS.items() if name in request.options}
+        settings |= {
+            name: kind(request.options[name]) for name, kind in INFERENCE_OPTIONS.items() if name in request.options
+        }
         pieces = split_text(request.text, model.tokenizer.char_limits[language])
         if not pieces:
             raise ValueError("nothing to synthesize: the text is empty")
@@ -355,5 +338,5 @@ def from_settings(settings: Settings) -> XttsEngine:
         settings.xtts_model_dir,
         device=settings.xtts_device,
         latents_cache_size=settings.xtts_latents_cache_size,
-        latents_store=ObjectStoreLatents(settings),
+        latents_store=LatentsStore(),
     )
