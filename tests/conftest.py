@@ -34,6 +34,7 @@ PG_ADMIN = os.environ.get("VOICEFARM_TEST_POSTGRES", "postgresql://postgres:post
 REDIS = os.environ.get("VOICEFARM_TEST_REDIS", "redis://127.0.0.1:6379")
 TEST_DB = f"voicefarm_test_{RUN}"
 S3_PORT = free_port()
+LOGS = TMP / "logs"
 S3 = {"key": "voicefarm-test", "secret": secrets.token_hex(16), "bucket": "voicefarm-test"}
 
 ENV = {
@@ -46,6 +47,8 @@ ENV = {
     "VOICEFARM_S3_ACCESS_KEY_ID": S3["key"],
     "VOICEFARM_S3_SECRET_ACCESS_KEY": S3["secret"],
     "VOICEFARM_API_PORT": str(free_port()),
+    "VOICEFARM_ENGINES": '["piper", "xtts"]',
+    "VOICEFARM_XTTS_MODEL_DIR": str(TMP / "xtts-model"),
     "HF_HUB_OFFLINE": "1",  # nothing is downloaded at test time
 }
 os.environ.update(ENV)
@@ -66,6 +69,22 @@ def _wait(what: str, ready, timeout: float = 30.0) -> None:
             pass
         time.sleep(0.1)
     raise RuntimeError(f"{what} did not come up in {timeout} s")
+
+
+ROOT = Path(__file__).resolve().parent.parent
+XTTS_PYTHON = ROOT / "workers" / "xtts" / ".venv" / "bin" / "python"
+XTTS_MAX_GEN_TOKENS = 24  # random weights never emit a stop token: bound the generation
+
+
+def build_xtts_checkpoint(out: Path) -> None:
+    """A tiny randomly initialised XTTS v2 checkpoint, built by coqui-tts's own classes in the
+    XTTS worker environment."""
+    if not XTTS_PYTHON.is_file():
+        pytest.fail(f"the XTTS worker environment is missing: run workers/xtts/setup.sh ({XTTS_PYTHON})",
+                    pytrace=False)
+    subprocess.run([str(XTTS_PYTHON), str(ROOT / "workers" / "xtts" / "tiny_checkpoint.py"), str(out),
+                    "--max-gen-tokens", str(XTTS_MAX_GEN_TOKENS)], check=True, capture_output=True,
+                   env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -93,6 +112,7 @@ def servers() -> Iterator[None]:
     )
     _wait("rclone serve s3", lambda: socket.create_connection(("127.0.0.1", S3_PORT), timeout=1).close() is None)
 
+    build_xtts_checkpoint(Path(ENV["VOICEFARM_XTTS_MODEL_DIR"]))
     subprocess.run(["voicefarm", "migrate"], check=True, capture_output=True)
     try:
         yield
@@ -107,9 +127,10 @@ def servers() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def farm() -> Iterator[Farm]:
-    """The API and a Piper worker, as separate processes, against the real servers."""
-    with Farm(get_settings(), log_dir=TMP / "logs") as running:
-        running.wait_ready(timeout=60)
+    """The API, a Piper worker and an XTTS worker (in its own environment), as separate
+    processes, against the real servers."""
+    with Farm(get_settings(), log_dir=LOGS) as running:
+        running.wait_ready(timeout=120)
         yield running
 
 

@@ -7,11 +7,11 @@ from voicefarm.engines.base import Voice
 from voicefarm.jobs import content_key, normalise_language, normalise_text
 
 VOICE = Voice("v", "en-US", version="1")
-ROUTE = Route("piper", "piper-tts-1.8.0")
+ROUTE = Route("piper", "piper-tts-1.8.0", VOICE)
 
 
-def key(**changes) -> str:
-    parts = dict(text="Hello there.", voice=VOICE, language="en-US", speed=1.0, format="wav", route=ROUTE)
+def key(voice: Voice = VOICE, **changes) -> str:
+    parts = dict(text="Hello there.", language="en-US", speed=1.0, format="wav", route=Route(ROUTE.engine, ROUTE.model_version, voice))
     return content_key(**{**parts, **changes})
 
 
@@ -24,8 +24,8 @@ def test_every_part_of_the_request_changes_the_key() -> None:
         key(language="en-GB"),
         key(speed=1.25),
         key(format="mp3"),
-        key(route=Route("xtts", "piper-tts-1.8.0")),
-        key(route=Route("piper", "piper-tts-1.9.0")),
+        key(route=Route("xtts", "piper-tts-1.8.0", VOICE)),
+        key(route=Route("piper", "piper-tts-1.9.0", VOICE)),
     ]
     assert len(set(variants)) == len(variants)
     assert all(len(k) == 64 for k in variants)

@@ -17,10 +17,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Route:
-    """One engine a job may run on, with what goes into its content key."""
+    """One engine a job may run on, the voice it speaks there, and its model version: what goes
+    into the content key besides the request itself."""
 
     engine: str
     model_version: str
+    voice: Voice
 
 
 class Catalog:
@@ -43,13 +45,19 @@ class Catalog:
     def voice(self, voice_id: str) -> Voice | None:
         return next((v for _, v in self.voices() if v.id == voice_id), None)
 
-    def routes(self, quality: str, voice_id: str, language: str) -> list[Route]:
-        """The tier's engines, in order, that offer this voice in this language."""
+    def routes(self, quality: str, voice: Voice, language: str) -> list[Route]:
+        """The tier's engines, in order, that can speak this voice in this language. A cloned
+        voice goes to engines that clone, and to the others as its fallback built-in voice."""
         routes = []
         for name in self.settings.tiers[quality]:
             caps = self.available().get(name)
             if caps is None or language.split("-")[0] not in caps.languages:
                 continue
-            if any(v.id == voice_id for v in caps.voices):
-                routes.append(Route(name, caps.model_version))
+            if voice.cloned and caps.cloning:
+                routes.append(Route(name, caps.model_version, voice))
+                continue
+            wanted = voice.fallback if voice.cloned else voice.id
+            spoken = next((v for v in caps.voices if v.id == wanted), None)
+            if spoken is not None and spoken.language.split("-")[0] == language.split("-")[0]:
+                routes.append(Route(name, caps.model_version, spoken))
         return routes

@@ -46,12 +46,12 @@ def normalise_language(tag: str) -> str:
     return "-".join([parts[0].lower(), *(p.upper() if len(p) == 2 else p for p in parts[1:])])
 
 
-def content_key(*, text: str, voice: Voice, language: str, speed: float, format: str, route: Route) -> str:
+def content_key(*, text: str, language: str, speed: float, format: str, route: Route) -> str:
     """sha256 over the canonical request: equal keys mean interchangeable audio."""
     canonical = {
         "text": text,
-        "voice": voice.id,
-        "voice_version": voice.version,
+        "voice": route.voice.id,
+        "voice_version": route.voice.version,
         "language": language,
         "speed": round(speed, 3),
         "format": format,
@@ -61,7 +61,8 @@ def content_key(*, text: str, voice: Voice, language: str, speed: float, format:
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def plan(request: JobRequest, settings: Settings, catalog: Catalog) -> Plan:
+def plan(request: JobRequest, voice: Voice | None, settings: Settings, catalog: Catalog) -> Plan:
+    """Validate a request whose voice the caller has looked up (None: no such voice)."""
     text = normalise_text(request.text)
     if not text:
         raise Invalid("text is empty")
@@ -74,20 +75,16 @@ def plan(request: JobRequest, settings: Settings, catalog: Catalog) -> Plan:
     quality = request.quality or settings.default_quality
     if quality not in settings.tiers:
         raise Invalid(f"quality {quality!r} is not a tier; use one of {', '.join(settings.tiers)}")
-    voice_id = request.voice or settings.default_voice
-    voice = catalog.voice(voice_id)
     if voice is None:
-        raise Invalid(f"unknown voice {voice_id!r}; GET /v1/voices lists the voices")
+        raise Invalid(f"unknown voice {request.voice or settings.default_voice!r}; GET /v1/voices lists the voices")
     language = normalise_language(request.language or voice.language)
-    if language.split("-")[0] != voice.language.split("-")[0]:
+    if not voice.cloned and language.split("-")[0] != voice.language.split("-")[0]:
         raise Invalid(f"language {language!r} is not supported by voice {voice.id!r} ({voice.language})")
-    routes = catalog.routes(quality, voice.id, language)
+    routes = catalog.routes(quality, voice, language)
     if not routes:
         raise Invalid(f"no engine in quality tier {quality!r} can speak voice {voice.id!r} in {language!r}")
-    keys = [
-        content_key(text=text, voice=voice, language=language, speed=request.speed, format=request.format, route=r)
-        for r in routes
-    ]
+    keys = [content_key(text=text, language=language, speed=request.speed, format=request.format, route=r)
+            for r in routes]
     return Plan(text, voice, language, quality, request.format, request.speed, routes, keys)
 
 
@@ -109,7 +106,8 @@ def submit(session: Session, cache: AudioCache, tenant_id: str, p: Plan) -> Job 
         quality=p.quality,
         format=p.format,
         speed=p.speed,
-        chain=[r.engine for r in p.routes],
+        chain=[{"engine": r.engine, "voice": r.voice.id, "cloned": r.voice.cloned, "key": k}
+               for r, k in zip(p.routes, p.keys)],
         engine=p.routes[0].engine,
         content_key=p.keys[0],
     )

@@ -62,6 +62,26 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ClonedVoice(Base):
+    """An uploaded reference sample a tenant can synthesize in. The sample is biometric data:
+    deleting the voice purges it and everything made from it."""
+
+    __tablename__ = "voices"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(16))
+    fallback_voice: Mapped[str] = mapped_column(String(200))  # built-in voice for non-cloning engines
+    version: Mapped[int] = mapped_column(Integer, default=1)  # bumped when the sample is replaced
+    sample_key: Mapped[str] = mapped_column(String(300))
+    analysis: Mapped[dict] = mapped_column(JSON)
+    consent_at: Mapped[datetime] = mapped_column()  # when the uploader attested the speaker agreed
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class Job(Base):
     __tablename__ = "jobs"
 
@@ -77,7 +97,9 @@ class Job(Base):
     format: Mapped[str] = mapped_column(String(8))
     speed: Mapped[float] = mapped_column(Float, default=1.0)
 
-    chain: Mapped[list[str]] = mapped_column(JSON)  # engines to try, in order
+    # Routes to try, in order: [{"engine", "voice", "cloned", "key"}]; the voice is the one that
+    # engine speaks (a cloned voice's fallback on an engine that cannot clone).
+    chain: Mapped[list[dict]] = mapped_column(JSON)
     engine: Mapped[str] = mapped_column(String(32))  # the engine it is on (or finished on)
     content_key: Mapped[str] = mapped_column(String(64), index=True)
     # A job that found an identical request in flight waits on that one's synthesis.
@@ -92,6 +114,11 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
+
+    @property
+    def route(self) -> dict:
+        """The chain entry of the engine the job is on."""
+        return next(r for r in self.chain if r["engine"] == self.engine)
 
     attempts: Mapped[list[Attempt]] = relationship(
         back_populates="job", order_by="Attempt.id", cascade="all, delete-orphan"

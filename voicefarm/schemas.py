@@ -41,6 +41,8 @@ class JobOut(BaseModel):
     poll_url: str | None = None
     engine: str | None = None
     voice: str | None = None
+    spoken_voice: str | None = Field(
+        None, description="The voice the engine speaks: a cloned voice's fallback on an engine that cannot clone.")
     language: str | None = None
     quality: str | None = None
     format: str
@@ -58,9 +60,31 @@ class VoiceOut(BaseModel):
     id: str
     language: str
     name: str
-    engine: str
+    engine: str | None = Field(description="The engine of a built-in voice; null for a cloned one.")
     sample_rate: int
     cloned: bool = False
+    version: str = "1"
+    fallback_voice: str | None = None
+    description: str | None = None
+    created_at: datetime | None = None
+
+
+class SampleAnalysis(BaseModel):
+    duration: float
+    sample_rate: int
+    channels: int
+    format: str
+    loudness_lufs: float
+    peak_dbfs: float
+    snr_db: float
+    speech_ratio: float
+    clipping_ratio: float
+    warnings: list[str]
+
+
+class ClonedVoiceOut(VoiceOut):
+    analysis: SampleAnalysis
+    recommended_seconds: str = Field(description="What makes a good sample.")
 
 
 class Problem(BaseModel):

@@ -55,7 +55,22 @@ class Settings(BaseSettings):
     task_time_limit: int = 150
     filesystem_polling_interval: float = 0.05
 
+    # Uploaded reference samples (voice cloning): limits a sample must meet.
+    voice_max_upload_bytes: int = 10 * 1024 * 1024
+    voice_min_seconds: float = 3.0
+    voice_recommended_seconds: float = 6.0
+    voice_max_seconds: float = 30.0
+    voice_min_sample_rate: int = 16000
+    voice_min_snr_db: float = 15.0
+    voice_max_clipping_ratio: float = 0.01
+    voice_min_speech_ratio: float = 0.3
+    voice_sample_rate: int = 24000  # stored samples are mono at this rate
+
     piper_voices_dir: Path | None = None  # extra *.onnx voices beside the bundled one
+
+    xtts_model_dir: Path | None = None  # config.json, model.pth, vocab.json; never downloaded
+    xtts_device: str | None = None  # default: cuda when there is a GPU, else cpu
+    xtts_latents_cache_size: int = 64  # voices whose latents a worker keeps in memory
 
     @model_validator(mode="after")
     def _embedded_defaults(self) -> Settings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -18,6 +19,8 @@ class Store(Protocol):
     def get(self, key: str) -> bytes: ...
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under `prefix`; returns how many."""
     def url(self, key: str) -> str:
         """The object's permanent address in this store."""
     def presigned_url(self, key: str) -> str | None:
@@ -53,6 +56,17 @@ class LocalStore:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def delete_prefix(self, prefix: str) -> int:
+        root = self._path(prefix)
+        if not root.exists():
+            return 0
+        files = [p for p in root.rglob("*") if p.is_file()] if root.is_dir() else [root]
+        for path in files:
+            path.unlink()
+        if root.is_dir():
+            shutil.rmtree(root)
+        return len(files)
 
     def url(self, key: str) -> str:
         return self._path(key).as_uri()
@@ -112,6 +126,15 @@ class S3Store:
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
+    def delete_prefix(self, prefix: str) -> int:
+        deleted = 0
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if keys:
+                self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
+                deleted += len(keys)
+        return deleted
+
     def url(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}"
 
@@ -136,3 +159,15 @@ def open_store(settings: Settings) -> Store:
 @lru_cache
 def get_store() -> Store:
     return open_store(get_settings())
+
+
+class LatentsStore:
+    """Speaker latents in the object store, by object key. Callers key them under the voice's
+    prefix, so purging a voice purges its latents."""
+
+    def get(self, key: str) -> bytes | None:
+        store = get_store()
+        return store.get(key) if store.exists(key) else None
+
+    def put(self, key: str, data: bytes) -> None:
+        get_store().put(key, data, "application/octet-stream")

@@ -11,19 +11,22 @@ import math
 import os
 import socket
 import time
+from dataclasses import replace
+from functools import lru_cache
 
 import numpy as np
 from celery import signals
 from sqlalchemy import update
 
-from voicefarm import db, engines
+from voicefarm import db, engines, reference
 from voicefarm.audio import content_type, encode
 from voicefarm.cache import CachedAudio, get_cache
 from voicefarm.engines.base import Audio, Engine, SynthesisRequest
-from voicefarm.models import ACTIVE, Attempt, Job, Rendition, Status, utcnow
+from voicefarm.models import ACTIVE, Attempt, ClonedVoice, Job, Rendition, Status, utcnow
 from voicefarm.queue import app
 from voicefarm.settings import get_settings
 from voicefarm.storage import get_store
+from voicefarm.voices import as_voice, latents_key
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,11 @@ def load_engine(**_: object) -> None:
     _engine = engines.create(name, get_settings())
     _engine.load()
     log.info("engine %s ready in %.1f s (pid %d)", name, time.perf_counter() - started, os.getpid())
+
+
+@lru_cache
+def engine_version() -> str:
+    return _engine.capabilities().model_version
 
 
 def worker_name() -> str:
@@ -73,30 +81,36 @@ def synthesize(job_id: str) -> None:
         s.add(attempt)
         s.flush()
         attempt_id = attempt.id
-        request = SynthesisRequest(text=job.text, voice=job.voice, language=job.language, speed=job.speed)
-        key, fmt = job.content_key, job.format
+        key, fmt, voice_id = job.content_key, job.format, job.route["voice"]
+        cloned = s.get(ClonedVoice, voice_id) if job.route["cloned"] else None
+        sample = (cloned.sample_key, as_voice(cloned, get_settings())) if cloned else None
+        request = SynthesisRequest(text=job.text, voice=voice_id, language=job.language, speed=job.speed)
 
     try:
+        store = get_store()
+        if sample is not None:
+            sample_key, voice = sample
+            request = replace(request, reference=reference.load(store.get(sample_key)),
+                              reference_key=latents_key(voice, _engine.name, engine_version()))
         started = time.perf_counter()
         audio = _engine.synthesize(request)
         seconds = time.perf_counter() - started
         check_audio(audio)
         object_key = f"audio/{key}.{fmt}"
-        store = get_store()
         store.put(object_key, encode(audio, fmt), content_type(fmt))
     except BaseException as e:
         finish(job_id, attempt_id, error=f"{_engine.name}: {type(e).__name__}: {e}")
         raise
 
     cached = CachedAudio(key, object_key, store.url(object_key), _engine.name, fmt, audio.duration, audio.sample_rate)
-    finish(job_id, attempt_id, audio=cached, seconds=seconds)
-    get_cache().put(cached)
+    if finish(job_id, attempt_id, audio=cached, seconds=seconds):
+        get_cache().put(cached)
     log.info("job %s: %.2f s of audio in %.2f s (RTF %.3f)", job_id, audio.duration, seconds,
              seconds / audio.duration if audio.duration else math.nan)
 
 
 def finish(job_id: str, attempt_id: int, *, audio: CachedAudio | None = None, seconds: float | None = None,
-           error: str | None = None) -> None:
+           error: str | None = None) -> bool:
     """Record the outcome on the attempt, the job, every follower waiting on it and, on success,
     the rendition's durable record: one transaction, so no reader sees half of it."""
     now = utcnow()
@@ -106,17 +120,23 @@ def finish(job_id: str, attempt_id: int, *, audio: CachedAudio | None = None, se
         outcome.update(engine=audio.engine, object_key=audio.object_key, duration=audio.duration,
                        sample_rate=audio.sample_rate)
     with db.session() as s:
+        job = s.get(Job, job_id)
+        if job is None:
+            # Its voice was deleted while it ran: keep nothing made from the purged voice.
+            if audio:
+                get_store().delete(audio.object_key)
+            return False
         attempt = s.get(Attempt, attempt_id)
         attempt.outcome, attempt.error, attempt.finished_at = status, error, now
-        job = s.get(Job, job_id)
         for field, value in outcome.items():
             setattr(job, field, value)
         if audio:
             s.merge(Rendition(content_key=audio.content_key, object_key=audio.object_key, url=audio.url,
-                              engine=audio.engine, voice=job.voice, format=audio.format,
+                              engine=audio.engine, voice=job.route["voice"], format=audio.format,
                               duration=audio.duration, sample_rate=audio.sample_rate))
         s.execute(
             update(Job)
             .where(Job.leader_id == job_id, Job.status.in_(ACTIVE))
             .values(**outcome, started_at=job.started_at)
         )
+    return True

@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 
 from voicefarm import __version__
@@ -34,8 +34,9 @@ def create_app() -> FastAPI:
         message = "; ".join(f"{_field(p['loc'])}: {p['msg']}" for p in problems)
         return JSONResponse({"error": message}, status_code=422)
 
-    @app.exception_handler(DBAPIError)
-    async def database_down(_: Request, e: DBAPIError) -> JSONResponse:
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def database_down(_: Request, e: OperationalError | InterfaceError) -> JSONResponse:
         return JSONResponse({"error": f"database unavailable: {e.orig}"}, status_code=503)
 
     @app.exception_handler(RedisError)

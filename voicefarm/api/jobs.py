@@ -17,6 +17,7 @@ from voicefarm.queue import app as celery
 from voicefarm.schemas import AttemptOut, JobOut, JobRequest, Problem, Timings
 from voicefarm.settings import get_settings
 from voicefarm.storage import get_store
+from voicefarm.voices import cloned_voice
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 errors = {code: {"model": Problem} for code in (400, 401, 404, 409, 422, 503)}
@@ -34,6 +35,7 @@ def job_out(job: Job, request: Request) -> JobOut:
         poll_url=str(request.url_for("get_job", job_id=job.id)),
         engine=job.engine,
         voice=job.voice,
+        spoken_voice=job.route["voice"],
         language=job.language,
         quality=job.quality,
         format=job.format,
@@ -63,8 +65,11 @@ def cached_out(hit: CachedAudio, request: Request) -> JobOut:
 @router.post("/jobs", status_code=202, response_model=JobOut, responses=errors)
 async def create_job(body: JobRequest, request: Request, response: Response, s: DB, caller: Caller) -> JobOut:
     """Queue a synthesis job, or answer at once (200, cache: hit) when its audio already exists."""
+    settings, catalog = get_settings(), get_catalog()
+    voice_id = body.voice or settings.default_voice
+    voice = catalog.voice(voice_id) or await run_in_threadpool(cloned_voice, s, caller.tenant_id, voice_id, settings)
     try:
-        p = jobs.plan(body, get_settings(), get_catalog())
+        p = jobs.plan(body, voice, settings, catalog)
     except jobs.Invalid as e:
         raise HTTPException(422, str(e)) from None
     # Hot path: the preferred rendition is in Redis; no thread, no database.

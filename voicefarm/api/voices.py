@@ -1,18 +1,136 @@
-"""Voices the farm can speak in now."""
+"""Voices: the built-in ones, and a tenant's own, cloned from uploaded samples."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from voicefarm.api.deps import Caller, get_catalog
-from voicefarm.schemas import VoiceOut
+from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
+from sqlalchemy import select
+
+from voicefarm import voices
+from voicefarm.api.deps import DB, Caller, get_catalog
+from voicefarm.cache import get_cache
+from voicefarm.jobs import normalise_language
+from voicefarm.models import ClonedVoice
+from voicefarm.reference import Rejected
+from voicefarm.schemas import ClonedVoiceOut, Problem, SampleAnalysis, VoiceOut
+from voicefarm.settings import get_settings
+from voicefarm.storage import get_store
 
 router = APIRouter(prefix="/v1", tags=["voices"])
+errors = {code: {"model": Problem} for code in (401, 404, 413, 415, 422)}
+LANGUAGE_TAG = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
+
+
+def cloned_out(row: ClonedVoice) -> ClonedVoiceOut:
+    settings = get_settings()
+    return ClonedVoiceOut(
+        id=row.id, language=row.language, name=row.name, engine=None, sample_rate=settings.voice_sample_rate,
+        cloned=True, version=str(row.version), fallback_voice=row.fallback_voice, description=row.description,
+        created_at=row.created_at, analysis=SampleAnalysis(**row.analysis),
+        recommended_seconds=f"{settings.voice_recommended_seconds:g}–{settings.voice_max_seconds:g} s of clean speech",
+    )
 
 
 @router.get("/voices", response_model=list[VoiceOut])
-def list_voices(caller: Caller) -> list[VoiceOut]:
-    return [
-        VoiceOut(id=v.id, language=v.language, name=v.name, engine=engine, sample_rate=v.sample_rate)
-        for engine, v in get_catalog().voices()
-    ]
+def list_voices(s: DB, caller: Caller) -> list[VoiceOut]:
+    """Built-in voices of the engines available now, then the caller's cloned voices."""
+    built_in = [VoiceOut(id=v.id, language=v.language, name=v.name, engine=engine, sample_rate=v.sample_rate)
+                for engine, v in get_catalog().voices()]
+    own = s.scalars(select(ClonedVoice).where(ClonedVoice.tenant_id == caller.tenant_id)
+                    .order_by(ClonedVoice.created_at)).all()
+    return built_in + [cloned_out(row) for row in own]
+
+
+def _fallback(voice_id: str | None) -> str:
+    voice_id = voice_id or get_settings().default_voice
+    if get_catalog().voice(voice_id) is None:
+        raise HTTPException(422, f"fallback_voice {voice_id!r} is not a built-in voice")
+    return voice_id
+
+
+def _sample(file: UploadFile) -> tuple[bytes, object]:
+    limit = get_settings().voice_max_upload_bytes
+    data = file.file.read(limit + 1)  # never more than the limit in memory
+    try:
+        return voices.accept_sample(data, get_settings())
+    except Rejected as e:
+        raise HTTPException(e.status, str(e)) from None
+
+
+def _consent(consent: bool) -> None:
+    if not consent:
+        raise HTTPException(422, "consent must be true: the uploader attests the speaker agreed to be cloned")
+
+
+@router.post("/voices", status_code=201, response_model=ClonedVoiceOut, responses=errors)
+def upload_voice(
+    s: DB,
+    caller: Caller,
+    name: Annotated[str, Form(min_length=1, max_length=200)],
+    language: Annotated[str, Form(pattern=LANGUAGE_TAG, description="BCP-47 tag, e.g. en or en-US")],
+    file: Annotated[UploadFile, File(description="WAV, FLAC, MP3 or OGG; 3–30 s of one speaker")],
+    consent: Annotated[bool, Form(description="true: the speaker agreed to be cloned")],
+    description: Annotated[str | None, Form(max_length=2000)] = None,
+    fallback_voice: Annotated[str | None, Form(description="Built-in voice for engines that cannot clone")] = None,
+) -> ClonedVoiceOut:
+    """Upload a reference sample. It is analysed and refused, with the reason, when it cannot
+    clone a voice; nothing is stored for a refused upload."""
+    _consent(consent)
+    fallback = _fallback(fallback_voice)
+    sample, analysis = _sample(file)
+    row = voices.create(s, get_store(), tenant_id=caller.tenant_id, name=name.strip(),
+                        language=normalise_language(language), description=description, fallback_voice=fallback,
+                        sample=sample, analysis=analysis)
+    return cloned_out(row)
+
+
+def _owned(s: DB, caller: Caller, voice_id: str) -> ClonedVoice:
+    row = voices.owned(s, caller.tenant_id, voice_id)
+    if row is None:
+        raise HTTPException(404, f"no voice {voice_id!r}")
+    return row
+
+
+@router.get("/voices/{voice_id}", response_model=ClonedVoiceOut | VoiceOut, responses=errors)
+def get_voice(voice_id: str, s: DB, caller: Caller) -> ClonedVoiceOut | VoiceOut:
+    for engine, v in get_catalog().voices():
+        if v.id == voice_id:
+            return VoiceOut(id=v.id, language=v.language, name=v.name, engine=engine, sample_rate=v.sample_rate)
+    return cloned_out(_owned(s, caller, voice_id))
+
+
+@router.patch("/voices/{voice_id}", response_model=ClonedVoiceOut, responses=errors)
+def update_voice(
+    voice_id: str,
+    s: DB,
+    caller: Caller,
+    name: Annotated[str | None, Form(min_length=1, max_length=200)] = None,
+    description: Annotated[str | None, Form(max_length=2000)] = None,
+    fallback_voice: Annotated[str | None, Form()] = None,
+    file: Annotated[UploadFile | None, File(description="A new sample: makes a new voice version")] = None,
+    consent: Annotated[bool, Form()] = False,
+) -> ClonedVoiceOut:
+    """Rename or re-describe a voice, or replace its sample (a new version)."""
+    row = _owned(s, caller, voice_id)
+    if file is not None:
+        _consent(consent)
+        sample, analysis = _sample(file)
+    if name is not None:
+        row.name = name.strip()
+    if description is not None:
+        row.description = description
+    if fallback_voice is not None:
+        row.fallback_voice = _fallback(fallback_voice)
+    if file is not None:
+        voices.replace_sample(s, get_store(), row, sample, analysis)
+    s.commit()
+    return cloned_out(row)
+
+
+@router.delete("/voices/{voice_id}", status_code=204, responses=errors)
+def delete_voice(voice_id: str, s: DB, caller: Caller) -> Response:
+    """Delete a voice and purge everything of it: the sample, its speaker latents, every
+    rendition made with it (objects, cache keys, URLs) and the jobs that used it."""
+    voices.purge(s, get_store(), get_cache(), _owned(s, caller, voice_id))
+    return Response(status_code=204)

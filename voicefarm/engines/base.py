@@ -14,13 +14,15 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Voice:
-    """A built-in voice an engine offers without any reference sample."""
+    """A voice: built into an engine, or cloned from an uploaded sample (`cloned`)."""
 
     id: str
     language: str  # BCP-47-ish, e.g. "en-US"
     name: str = ""
     sample_rate: int = 22050
-    version: str = "1"  # changes when the voice's weights change, so cached audio is not reused
+    version: str = "1"  # changes with the weights or the sample, so cached audio is not reused
+    cloned: bool = False
+    fallback: str | None = None  # a cloned voice's built-in stand-in on engines that cannot clone
 
 
 @dataclass(frozen=True)
