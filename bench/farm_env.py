@@ -29,11 +29,10 @@ def bench_environment() -> Iterator[dict[str, str]]:
         "VOICEFARM_BROKER_URL": f"{REDIS}/12",
         "VOICEFARM_REDIS_URL": f"{REDIS}/13",
         "VOICEFARM_STORAGE_URL": (tmp / "objects").as_uri(),
+        "VOICEFARM_REDIS_PREFIX": f"vfbench-{run}",
     }
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{database}"')
-    for n in (12, 13):
-        redis.Redis.from_url(f"{REDIS}/{n}").flushdb()
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
@@ -47,3 +46,7 @@ def bench_environment() -> Iterator[dict[str, str]]:
                 os.environ[k] = v
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        for n in (12, 13):
+            r = redis.Redis.from_url(f"{REDIS}/{n}")
+            for key in r.scan_iter(f"vfbench-{run}*"):
+                r.delete(key)

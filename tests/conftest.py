@@ -6,6 +6,7 @@ The environment is set before voicefarm is imported, since its settings are read
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -21,6 +22,8 @@ import psycopg
 import pytest
 import redis
 
+from voicefarm.settings import DEFAULT_TIERS
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -28,6 +31,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+FAULTS = ["broken", "hangs", "stuck", "silent"]  # tests/fault_engines.py
 RUN = secrets.token_hex(4)
 TMP = Path(tempfile.mkdtemp(prefix=f"voicefarm-test-{RUN}-"))
 PG_ADMIN = os.environ.get("VOICEFARM_TEST_POSTGRES", "postgresql://postgres:postgres@127.0.0.1:5432/postgres")
@@ -46,8 +50,16 @@ ENV = {
     "VOICEFARM_S3_ENDPOINT_URL": f"http://127.0.0.1:{S3_PORT}",
     "VOICEFARM_S3_ACCESS_KEY_ID": S3["key"],
     "VOICEFARM_S3_SECRET_ACCESS_KEY": S3["secret"],
+    "VOICEFARM_REDIS_PREFIX": f"vftest-{RUN}",  # test runs may overlap: never FLUSHDB, use our own keys
     "VOICEFARM_API_PORT": str(free_port()),
-    "VOICEFARM_ENGINES": '["piper", "xtts"]',
+    "VOICEFARM_ENGINES": json.dumps(["piper", "xtts", *FAULTS, "ghost"]),
+    "VOICEFARM_PLUGINS": json.dumps({name: f"tests.fault_engines:{name}" for name in [*FAULTS, "ghost"]}),
+    "VOICEFARM_TIERS": json.dumps({**DEFAULT_TIERS, "flaky": ["broken", "piper"], "slow": ["hangs", "piper"],
+                                   "stuck": ["stuck", "piper"], "quiet": ["silent", "piper"],
+                                   "nolive": ["ghost", "piper"], "hopeless": ["broken", "ghost"]}),
+    "VOICEFARM_ENGINE_TIME_LIMITS": json.dumps({"hangs": [2, 4], "stuck": [2, 4]}),
+    "VOICEFARM_HEARTBEAT_SECONDS": "1",
+    "VOICEFARM_WORKER_DEAD_AFTER_SECONDS": "4",
     "VOICEFARM_XTTS_MODEL_DIR": str(TMP / "xtts-model"),
     "HF_HUB_OFFLINE": "1",  # nothing is downloaded at test time
 }
@@ -96,8 +108,7 @@ def servers() -> Iterator[None]:
     except psycopg.OperationalError as e:
         pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN} (run tests/services.sh): {e}", pytrace=False)
     try:
-        for n in (14, 15):
-            redis.Redis.from_url(f"{REDIS}/{n}", socket_connect_timeout=5).flushdb()
+        redis.Redis.from_url(f"{REDIS}/14", socket_connect_timeout=5).ping()
     except redis.RedisError as e:
         pytest.fail(f"Redis is not reachable at {REDIS} (run tests/services.sh): {e}", pytrace=False)
 
@@ -119,17 +130,23 @@ def servers() -> Iterator[None]:
     finally:
         s3.terminate()
         s3.wait(10)
+        for n in (14, 15):
+            r = redis.Redis.from_url(f"{REDIS}/{n}")
+            for key in r.scan_iter(f"{ENV['VOICEFARM_REDIS_PREFIX']}*"):
+                r.delete(key)
         db.engine().dispose()
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
-        shutil.rmtree(TMP, ignore_errors=True)
+        if not os.environ.get("VOICEFARM_KEEP_TEST_DIR"):  # keep the farm's logs to debug a failure
+            shutil.rmtree(TMP, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def farm() -> Iterator[Farm]:
     """The API, a Piper worker and an XTTS worker (in its own environment), as separate
     processes, against the real servers."""
-    with Farm(get_settings(), log_dir=LOGS) as running:
+    settings = get_settings()
+    with Farm(settings, log_dir=LOGS, workers=[e for e in settings.engines if e != "ghost"]) as running:
         running.wait_ready(timeout=120)
         yield running
 

@@ -15,7 +15,7 @@ from voicefarm.models import Job
 def state() -> tuple[int, int]:
     with db.session() as s:
         jobs = s.scalar(select(func.count(Job.id)))
-    return jobs, redis.Redis.from_url(ENV["VOICEFARM_BROKER_URL"]).llen("tts.piper")
+    return jobs, redis.Redis.from_url(ENV["VOICEFARM_BROKER_URL"]).llen(f"{ENV['VOICEFARM_REDIS_PREFIX']}:tts.piper")
 
 
 @pytest.mark.parametrize(

@@ -202,12 +202,12 @@ def test_cloning_with_xtts_end_to_end_then_purge(http: httpx.Client, speech) -> 
         audio_objects = [r.object_key for r in s.scalars(select(Rendition).where(Rendition.voice == vid))]
     assert len(keys) == 2
     cache = redis.Redis.from_url(ENV["VOICEFARM_REDIS_URL"])
-    assert all(cache.exists(f"voicefarm:audio:{k}") for k in keys)
+    assert all(cache.exists(f"{ENV['VOICEFARM_REDIS_PREFIX']}:audio:{k}") for k in keys)
 
     assert http.delete(f"/v1/voices/{vid}").status_code == 204
     assert objects(f"voices/{vid}/") == []
     assert not any(open_store(Settings()).exists(k) for k in audio_objects)
-    assert not any(cache.exists(f"voicefarm:audio:{k}") for k in keys)
+    assert not any(cache.exists(f"{ENV['VOICEFARM_REDIS_PREFIX']}:audio:{k}") for k in keys)
     with db.session() as s:
         assert s.get(ClonedVoice, vid) is None
         assert s.scalar(select(func.count()).select_from(Rendition).where(Rendition.voice == vid)) == 0

@@ -8,6 +8,10 @@ from functools import lru_cache
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError, TimeoutError
+from redis.retry import Retry
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -27,14 +31,15 @@ class CachedAudio:
 
 
 class AudioCache:
-    def __init__(self, redis: Redis | None, ttl_seconds: int, aredis: AsyncRedis | None = None) -> None:
+    def __init__(self, redis: Redis | None, ttl_seconds: int, aredis: AsyncRedis | None = None,
+                 prefix: str = "voicefarm") -> None:
         self.redis = redis
+        self.prefix = prefix
         self.aredis = aredis  # the API's event loop asks Redis without a thread hop
         self.ttl = ttl_seconds
 
-    @staticmethod
-    def _rkey(content_key: str) -> str:
-        return f"voicefarm:audio:{content_key}"
+    def _rkey(self, content_key: str) -> str:
+        return f"{self.prefix}:audio:{content_key}"
 
     async def peek(self, key: str) -> CachedAudio | None:
         """Redis alone, for the API's hot path; None means "ask lookup()"."""
@@ -76,7 +81,12 @@ def from_rendition(row: Rendition) -> CachedAudio:
 def get_cache() -> AudioCache:
     settings = get_settings()
     if not settings.redis_url:
-        return AudioCache(None, settings.cache_ttl_seconds)
-    timeouts = {"socket_timeout": 2, "socket_connect_timeout": 2}
-    return AudioCache(Redis.from_url(settings.redis_url, **timeouts), settings.cache_ttl_seconds,
-                      AsyncRedis.from_url(settings.redis_url, **timeouts))
+        return AudioCache(None, settings.cache_ttl_seconds, prefix=settings.redis_prefix)
+    # A restarted Redis leaves dead sockets in the pool: reconnect and retry rather than fail.
+    options = {"socket_timeout": 2, "socket_connect_timeout": 2, "retry_on_error": [ConnectionError, TimeoutError]}
+    return AudioCache(
+        Redis.from_url(settings.redis_url, retry=Retry(ExponentialBackoff(cap=0.5), 3), **options),
+        settings.cache_ttl_seconds,
+        AsyncRedis.from_url(settings.redis_url, retry=AsyncRetry(ExponentialBackoff(cap=0.5), 3), **options),
+        settings.redis_prefix,
+    )

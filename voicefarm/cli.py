@@ -75,13 +75,38 @@ def worker(
 
     os.environ[ENGINE_ENV] = engine
     from voicefarm.engines import queue_name
+    from voicefarm.heartbeat import Heartbeat
     from voicefarm.queue import app as celery
+
+    celery.steps["worker"].add(Heartbeat)
 
     argv = ["worker", "-Q", queue_name(engine), "-P", "prefork", "-c", str(concurrency),
             "--prefetch-multiplier", "1", "-E", "-n", f"{engine}.{os.getpid()}@%h", "--loglevel", loglevel]
     if settings.embedded_broker:
         argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
     celery.worker_main(argv)
+
+
+@app.command()
+def reconcile(
+    every: Annotated[Optional[float], typer.Option(help="Keep running, reconciling every SECONDS.")] = None,
+) -> None:
+    """Re-enqueue jobs that wait in the database but whose broker message was lost."""
+    from voicefarm.reconcile import reconcile as run
+
+    settings = get_settings()
+    while True:
+        try:
+            resent = run(settings)
+            if resent or every is None:
+                console.print(f"re-enqueued {len(resent)} job(s)")
+        except Exception as e:  # a broker or database outage: try again next round
+            if every is None:
+                raise
+            console.print(f"[yellow]reconcile failed, retrying in {every} s: {e}[/yellow]")
+        if every is None:
+            return
+        time.sleep(every)
 
 
 def _dev_key(settings: Settings) -> str:

@@ -17,8 +17,10 @@ WORKERS = Path(__file__).resolve().parent.parent / "workers"
 
 
 class Farm:
-    def __init__(self, settings: Settings, *, env: dict[str, str] | None = None, log_dir: Path | None = None) -> None:
+    def __init__(self, settings: Settings, *, env: dict[str, str] | None = None, log_dir: Path | None = None,
+                 workers: list[str] | None = None) -> None:
         self.settings = settings
+        self.workers = settings.engines if workers is None else workers
         self.env = {**os.environ, **(env or {})}
         self.log_dir = log_dir
         self.procs: list[subprocess.Popen] = []
@@ -46,8 +48,9 @@ class Farm:
 
     def start(self) -> None:
         self._spawn("api", "api")
-        for engine in self.settings.engines:
+        for engine in self.workers:
             self._spawn(f"worker-{engine}", "worker", "--engine", engine, python=self.python_for(engine))
+        self._spawn("reconciler", "reconcile", "--every", str(self.settings.reconcile_after_seconds / 2))
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout

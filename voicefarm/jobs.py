@@ -88,15 +88,24 @@ def plan(request: JobRequest, voice: Voice | None, settings: Settings, catalog: 
     return Plan(text, voice, language, quality, request.format, request.speed, routes, keys)
 
 
-def submit(session: Session, cache: AudioCache, tenant_id: str, p: Plan) -> Job | CachedAudio:
-    """The cached audio if it exists, else a new job row, committed and ready to enqueue.
+def submit(session: Session, cache: AudioCache, tenant_id: str, p: Plan, *, live: set[str],
+           idempotency_key: str | None = None) -> tuple[Job | CachedAudio, bool]:
+    """The cached audio if it exists, else a job row, committed; and whether the caller must
+    enqueue it (a new job that leads its own synthesis).
 
-    A job whose identical request is already in flight becomes its follower and is not enqueued:
-    the leader's synthesis completes both.
+    The job starts on the first engine of its chain with a live worker (the first engine when
+    none has one: it waits in that queue). A job whose identical request is already in flight
+    becomes its follower and is not enqueued: the leader's synthesis completes both. A repeated
+    idempotency key returns the tenant's first job with that key.
     """
+    if idempotency_key is not None:
+        first = earlier(session, tenant_id, idempotency_key)
+        if first is not None:
+            return first, False
     hit = cache.lookup(session, p.keys)
     if hit is not None:
-        return hit
+        return hit, False
+    start = next((i for i, r in enumerate(p.routes) if r.engine in live), 0)
     fields = dict(
         tenant_id=tenant_id,
         text=p.text,
@@ -108,30 +117,39 @@ def submit(session: Session, cache: AudioCache, tenant_id: str, p: Plan) -> Job 
         speed=p.speed,
         chain=[{"engine": r.engine, "voice": r.voice.id, "cloned": r.voice.cloned, "key": k}
                for r, k in zip(p.routes, p.keys)],
-        engine=p.routes[0].engine,
-        content_key=p.keys[0],
+        engine=p.routes[start].engine,
+        content_key=p.keys[start],
+        idempotency_key=idempotency_key,
     )
     job = Job(**fields)
     session.add(job)
     try:
         session.commit()
-        return job
-    except IntegrityError:  # uq_jobs_inflight_key: an identical job is in flight
+        return job, True
+    except IntegrityError:  # an identical job is in flight, or a concurrent retry holds the key
         session.rollback()
+    if idempotency_key is not None and (first := earlier(session, tenant_id, idempotency_key)) is not None:
+        return first, False
     leader = session.scalars(
-        select(Job).where(Job.content_key == p.keys[0], Job.leader_id.is_(None), Job.status.in_(ACTIVE))
+        select(Job).where(Job.content_key == p.keys[start], Job.leader_id.is_(None), Job.status.in_(ACTIVE))
     ).first()
     job = Job(**fields, leader_id=leader.id if leader else None)
     session.add(job)
     session.commit()
     if leader is None:
-        return job  # the leader finished between our insert and our look: lead ourselves
+        return job, True  # the leader finished between our insert and our look: lead ourselves
     # The leader may have finished before this follower was visible to it: settle from its row.
     session.refresh(leader)
     if leader.status not in ACTIVE:
         follow(job, leader)
         session.commit()
-    return job
+    return job, False
+
+
+def earlier(session: Session, tenant_id: str, idempotency_key: str) -> Job | None:
+    return session.scalars(
+        select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == idempotency_key)
+    ).first()
 
 
 def follow(job: Job, leader: Job) -> None:
@@ -139,7 +157,3 @@ def follow(job: Job, leader: Job) -> None:
     for field in ("status", "engine", "object_key", "duration", "sample_rate", "synthesis_seconds", "error",
                   "started_at", "finished_at"):
         setattr(job, field, getattr(leader, field))
-
-
-def needs_enqueue(job: Job) -> bool:
-    return job.leader_id is None and job.status == Status.queued.value

@@ -111,6 +111,9 @@ class Job(Base):
     synthesis_seconds: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
 
+    # A client's retry of the same POST (same tenant, same key) gets the first job back.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
@@ -134,6 +137,7 @@ class Job(Base):
             postgresql_where=sql("leader_id IS NULL AND status IN ('queued', 'running')"),
             sqlite_where=sql("leader_id IS NULL AND status IN ('queued', 'running')"),
         ),
+        Index("uq_jobs_idempotency", "tenant_id", "idempotency_key", unique=True),
     )
 
 
@@ -144,12 +148,24 @@ class Attempt(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     engine: Mapped[str] = mapped_column(String(32))
     worker: Mapped[str] = mapped_column(String(200), default="")
-    outcome: Mapped[str] = mapped_column(String(16), default=Status.running.value)
+    outcome: Mapped[str] = mapped_column(String(16), default=Status.running.value)  # or failed/succeeded/lost
     error: Mapped[str | None] = mapped_column(Text)
+    rerouted_to: Mapped[str | None] = mapped_column(String(32))  # the engine the job moved on to
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column()
 
     job: Mapped[Job] = relationship(back_populates="attempts")
+
+
+class Worker(Base):
+    """A live worker process, as its heartbeat says: chains skip engines with none."""
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    engine: Mapped[str] = mapped_column(String(32), index=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Rendition(Base):

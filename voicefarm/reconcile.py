@@ -1,0 +1,78 @@
+"""The reconciler: the database says which jobs wait; the broker may have lost their messages
+(a Redis restart without persistence, a crash between commit and publish). Re-enqueue those,
+and never a job whose message still exists or that a worker has just taken."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import timedelta
+
+from redis import Redis
+from sqlalchemy import select
+
+from voicefarm import db
+from voicefarm.models import Job, Status, utcnow
+from voicefarm.queue import enqueue
+from voicefarm.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def message_ids(settings: Settings) -> set[str]:
+    """Task ids (= job ids) of every message the broker holds: waiting or delivered but unacked."""
+    if settings.embedded_broker:
+        folder = settings.broker_dir / "queue"
+        found = set()
+        for path in folder.glob("*.msg"):
+            try:
+                found.add(json.loads(path.read_text())["headers"]["id"])
+            except (OSError, ValueError, KeyError):  # taken by a worker while we looked
+                pass
+        return found
+    client = Redis.from_url(settings.broker_url)
+    prefix = f"{settings.redis_prefix}:"
+    raw: list[bytes] = []
+    for key in client.scan_iter(f"{prefix}tts.*", _type="list"):
+        raw += client.lrange(key, 0, -1)
+    found = {json.loads(m)["headers"]["id"] for m in raw}
+    # kombu keeps delivered, unacked messages in a hash: [message, exchange, routing key].
+    found |= {json.loads(v)[0]["headers"]["id"] for v in client.hvals(f"{prefix}unacked")}
+    return found
+
+
+def orphans(settings: Settings, older_than: float) -> dict[str, str]:
+    """job id -> engine for jobs that wait with no message: queued longer than `older_than`, or
+    running past any time limit (their worker and their message are both gone)."""
+    now = utcnow()
+    stuck_before = now - timedelta(seconds=settings.longest_task + settings.longest_task * 2 + 60)
+    with db.session() as s:
+        waiting = s.scalars(select(Job).where(Job.leader_id.is_(None), Job.status == Status.queued.value,
+                                              Job.created_at <= now - timedelta(seconds=older_than))).all()
+        running = s.scalars(select(Job).where(Job.leader_id.is_(None), Job.status == Status.running.value,
+                                              Job.started_at <= stuck_before)).all()
+        candidates = {job.id: job.engine for job in waiting
+                      if all(a.finished_at is None or a.finished_at <= now - timedelta(seconds=older_than)
+                             for a in job.attempts)}
+        candidates |= {job.id: job.engine for job in running
+                       if all(a.started_at <= stuck_before for a in job.attempts)}
+    present = message_ids(settings)
+    return {job_id: engine for job_id, engine in candidates.items() if job_id not in present}
+
+
+def reconcile(settings: Settings, older_than: float | None = None, settle_seconds: float = 1.0) -> list[str]:
+    """Re-enqueue orphaned jobs; returns their ids. A job is re-sent only if it is an orphan twice,
+    `settle_seconds` apart: a message a worker had just taken is by then a running job."""
+    older_than = settings.reconcile_after_seconds if older_than is None else older_than
+    first = orphans(settings, older_than)
+    if not first:
+        return []
+    time.sleep(settle_seconds)
+    again = orphans(settings, older_than)
+    resent = [job_id for job_id in first if job_id in again]
+    for job_id in resent:
+        enqueue(job_id, again[job_id], settings)
+    if resent:
+        log.warning("re-enqueued %d job(s) whose broker message was lost: %s", len(resent), ", ".join(resent))
+    return resent
