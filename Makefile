@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[piper,test]'
+	$(PY) -m pip install -q -e '.[piper,google,test]'
 	touch $@
 
 demo: $(STAMP)  ## the whole farm on the embedded default: no servers needed
@@ -24,6 +24,8 @@ test: $(STAMP)  ## real Redis, PostgreSQL, S3 (rclone) and worker processes
 bench: $(STAMP)
 	bash tests/services.sh
 	$(PY) -m bench
+	bash workers/xtts/setup.sh
+	workers/xtts/.venv/bin/python -m bench.xtts
 
 up: $(STAMP)
 	$(VENV)/bin/voicefarm up

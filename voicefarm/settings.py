@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     database_url: str = ""
     broker_url: str = ""
     redis_url: str = ""  # URL cache; empty disables it (the database still answers)
+    # Namespaces every key this farm puts in Redis (cache and broker), so farms can share one.
+    redis_prefix: str = "voicefarm"
     storage_url: str = ""  # file:///dir or s3://bucket[/prefix]
 
     s3_endpoint_url: str | None = None
@@ -42,6 +44,8 @@ class Settings(BaseSettings):
     api_port: int = 8000
 
     engines: list[str] = Field(default_factory=lambda: ["piper"])
+    # Third-party engines: name -> "module:factory", the factory taking these settings.
+    plugins: dict[str, str] = Field(default_factory=dict)
     tiers: dict[str, list[str]] = Field(default_factory=lambda: dict(DEFAULT_TIERS))
     default_voice: str = "en_US-joe-medium"
     default_quality: str = "fast"
@@ -53,6 +57,19 @@ class Settings(BaseSettings):
 
     task_soft_time_limit: int = 120
     task_time_limit: int = 150
+    # Per-engine overrides: name -> [soft, hard] seconds.
+    engine_time_limits: dict[str, tuple[int, int]] = Field(default_factory=dict)
+    # A job whose worker died is redelivered to the same engine this many times before it moves on.
+    max_lost_per_engine: int = 1
+
+    heartbeat_seconds: float = 5.0
+    worker_dead_after_seconds: float = 15.0
+    # Re-enqueue a queued job whose broker message is gone after this long (broker restarts).
+    reconcile_after_seconds: float = 30.0
+
+    # Optional quality gate: an ASR round trip (faster-whisper tiny.en) must come back within
+    # this word error rate. Off when unset: it costs a second model per worker.
+    quality_max_wer: float | None = None
     filesystem_polling_interval: float = 0.05
 
     # Uploaded reference samples (voice cloning): limits a sample must meet.
@@ -68,6 +85,17 @@ class Settings(BaseSettings):
 
     piper_voices_dir: Path | None = None  # extra *.onnx voices beside the bundled one
 
+    # Google Cloud TTS: on where credentials are (this service-account key file, else application
+    # default credentials); otherwise reported unavailable and skipped by chains.
+    google_credentials_file: Path | None = None
+    google_endpoint: str | None = None  # overrides the API endpoint, e.g. http://127.0.0.1:8080
+    # Language (primary subtag, or a full tag that overrides it) -> Google voice name; empty: the
+    # engine's defaults (voicefarm.engines.google.DEFAULT_VOICES).
+    google_voices: dict[str, str] = Field(default_factory=dict)
+    google_timeout_seconds: float = 10.0  # per call: the client sets none
+    google_retries: int = 2  # further attempts after a 5xx or a refused connection, never after a 4xx or timeout
+    google_sample_rate: int = 24000
+
     xtts_model_dir: Path | None = None  # config.json, model.pth, vocab.json; never downloaded
     xtts_device: str | None = None  # default: cuda when there is a GPU, else cpu
     xtts_latents_cache_size: int = 64  # voices whose latents a worker keeps in memory
@@ -81,13 +109,22 @@ class Settings(BaseSettings):
             self.broker_url = "filesystem://"
         if not self.storage_url:
             self.storage_url = (self.data_dir / "objects").as_uri()
-        if self.task_time_limit <= self.task_soft_time_limit:
-            raise ValueError("task_time_limit must exceed task_soft_time_limit")
+        for name, (soft, hard) in {"default": (self.task_soft_time_limit, self.task_time_limit),
+                                   **self.engine_time_limits}.items():
+            if hard <= soft:
+                raise ValueError(f"time limits for {name}: the hard limit {hard} must exceed the soft {soft}")
         return self
+
+    def time_limits(self, engine: str) -> tuple[int, int]:
+        return self.engine_time_limits.get(engine, (self.task_soft_time_limit, self.task_time_limit))
 
     @property
     def embedded_broker(self) -> bool:
         return self.broker_url.startswith("filesystem://")
+
+    @property
+    def longest_task(self) -> int:
+        return max([self.task_time_limit, *(hard for _, hard in self.engine_time_limits.values())])
 
     @property
     def broker_dir(self) -> Path:

@@ -1,8 +1,9 @@
 """Engine plugins, looked up by name.
 
-Each plugin module exposes `from_settings(settings) -> Engine`. Modules are imported only when
-an engine is asked for, and must import without their heavy libraries (those load in `load()`),
-so the API can read every engine's capabilities without torch or onnxruntime.
+A plugin is "module:factory", the factory taking the settings and returning an Engine; the
+built-in ones are below, and `VOICEFARM_PLUGINS` adds more. Modules are imported only when an
+engine is asked for, and must import without their heavy libraries (those load in `load()`), so
+the API can read every engine's capabilities without torch or onnxruntime.
 """
 
 from __future__ import annotations
@@ -13,19 +14,21 @@ from voicefarm.engines.base import Audio, Capabilities, Engine, SynthesisRequest
 from voicefarm.settings import Settings
 
 PLUGINS: dict[str, str] = {
-    "piper": "voicefarm.engines.piper",
-    "xtts": "voicefarm.engines.xtts",
+    "google": "voicefarm.engines.google:from_settings",
+    "piper": "voicefarm.engines.piper:from_settings",
+    "xtts": "voicefarm.engines.xtts:from_settings",
 }
 
 __all__ = ["Audio", "Capabilities", "Engine", "SynthesisRequest", "Voice", "PLUGINS", "create", "queue_name"]
 
 
 def create(name: str, settings: Settings) -> Engine:
+    plugins = {**PLUGINS, **settings.plugins}
     try:
-        module = PLUGINS[name]
+        module, factory = plugins[name].split(":")
     except KeyError:
-        raise ValueError(f"unknown engine {name!r}; known engines: {', '.join(sorted(PLUGINS))}") from None
-    return import_module(module).from_settings(settings)
+        raise ValueError(f"unknown engine {name!r}; known engines: {', '.join(sorted(plugins))}") from None
+    return getattr(import_module(module), factory)(settings)
 
 
 def queue_name(engine: str) -> str:
