@@ -5,12 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench up clean
+.PHONY: demo test bench up flower clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[piper,google,test]'
+	$(PY) -m pip install -q -e '.[piper,google,ops,test]'
 	touch $@
 
 demo: $(STAMP)  ## the whole farm on the embedded default: no servers needed
@@ -29,6 +29,9 @@ bench: $(STAMP)
 
 up: $(STAMP)
 	$(VENV)/bin/voicefarm up
+
+flower: $(STAMP)  ## Celery's dashboard; needs VOICEFARM_FLOWER_BASIC_AUTH=user:password
+	$(VENV)/bin/voicefarm flower
 
 clean:
 	rm -rf $(VENV) .voicefarm demo-output .pytest_cache

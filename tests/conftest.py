@@ -22,6 +22,7 @@ import psycopg
 import pytest
 import redis
 
+from tests.fake_google import FakeTextToSpeech, service_account_file
 from voicefarm.settings import DEFAULT_TIERS
 
 
@@ -41,6 +42,8 @@ S3_PORT = free_port()
 LOGS = TMP / "logs"
 S3 = {"key": "voicefarm-test", "secret": secrets.token_hex(16), "bucket": "voicefarm-test"}
 
+GOOGLE = FakeTextToSpeech()  # binds its port now; serves from the session fixture on
+
 ENV = {
     "VOICEFARM_DATA_DIR": str(TMP / "data"),
     "VOICEFARM_DATABASE_URL": f"{PG_ADMIN.rsplit('/', 1)[0]}/{TEST_DB}",
@@ -52,11 +55,16 @@ ENV = {
     "VOICEFARM_S3_SECRET_ACCESS_KEY": S3["secret"],
     "VOICEFARM_REDIS_PREFIX": f"vftest-{RUN}",  # test runs may overlap: never FLUSHDB, use our own keys
     "VOICEFARM_API_PORT": str(free_port()),
-    "VOICEFARM_ENGINES": json.dumps(["piper", "xtts", *FAULTS, "ghost"]),
+    "VOICEFARM_ENGINES": json.dumps(["piper", "xtts", "google", *FAULTS, "ghost"]),
+    "VOICEFARM_GOOGLE_ENDPOINT": GOOGLE.url,
+    "VOICEFARM_GOOGLE_CREDENTIALS_FILE": str(TMP / "google-service-account.json"),
+    "VOICEFARM_GOOGLE_TIMEOUT_SECONDS": "2",
+    "VOICEFARM_GOOGLE_RETRIES": "1",
     "VOICEFARM_PLUGINS": json.dumps({name: f"tests.fault_engines:{name}" for name in [*FAULTS, "ghost"]}),
     "VOICEFARM_TIERS": json.dumps({**DEFAULT_TIERS, "flaky": ["broken", "piper"], "slow": ["hangs", "piper"],
                                    "stuck": ["stuck", "piper"], "quiet": ["silent", "piper"],
-                                   "nolive": ["ghost", "piper"], "hopeless": ["broken", "ghost"]}),
+                                   "nolive": ["ghost", "piper"], "hopeless": ["broken", "ghost"],
+                                   "cloudy": ["google", "piper"]}),
     "VOICEFARM_ENGINE_TIME_LIMITS": json.dumps({"hangs": [2, 4], "stuck": [2, 4]}),
     "VOICEFARM_HEARTBEAT_SECONDS": "1",
     "VOICEFARM_WORKER_DEAD_AFTER_SECONDS": "4",
@@ -124,12 +132,15 @@ def servers() -> Iterator[None]:
     _wait("rclone serve s3", lambda: socket.create_connection(("127.0.0.1", S3_PORT), timeout=1).close() is None)
 
     build_xtts_checkpoint(Path(ENV["VOICEFARM_XTTS_MODEL_DIR"]))
+    GOOGLE.__enter__()
+    service_account_file(GOOGLE, Path(ENV["VOICEFARM_GOOGLE_CREDENTIALS_FILE"]))
     subprocess.run(["voicefarm", "migrate"], check=True, capture_output=True)
     try:
         yield
     finally:
         s3.terminate()
         s3.wait(10)
+        GOOGLE.__exit__()
         for n in (14, 15):
             r = redis.Redis.from_url(f"{REDIS}/{n}")
             for key in r.scan_iter(f"{ENV['VOICEFARM_REDIS_PREFIX']}*"):
@@ -149,6 +160,13 @@ def farm() -> Iterator[Farm]:
     with Farm(settings, log_dir=LOGS, workers=[e for e in settings.engines if e != "ghost"]) as running:
         running.wait_ready(timeout=120)
         yield running
+
+
+@pytest.fixture
+def google() -> Iterator[FakeTextToSpeech]:
+    """The fake Google TTS server the farm's google worker talks to; answers normally after."""
+    yield GOOGLE
+    GOOGLE.mode, GOOGLE.modes = "ok", []
 
 
 @pytest.fixture(scope="session")

@@ -201,3 +201,27 @@ def test_hundreds_of_jobs_from_several_threads_all_finish(http: httpx.Client, ap
     assert len(results) == 300
     for job_id in {r for r in results if r != "cache-hit"}:
         assert wait_final(http, job_id, timeout=300)["status"] == "succeeded"
+
+
+def google_voice(http: httpx.Client) -> str:
+    return next(v["id"] for v in http.get("/v1/voices").json() if v["engine"] == "google" and v["language"] == "en-US")
+
+
+def test_google_speaks_through_the_farm(http: httpx.Client, google) -> None:
+    voice = google_voice(http)
+    job = wait_final(http, http.post("/v1/jobs", json={"text": "Hello from the cloud.", "voice": voice,
+                                                       "quality": "cloudy", "speed": 1.2}).json()["id"])
+    assert job["status"] == "succeeded" and outcomes(job) == [("google", "succeeded")], job["attempts"]
+    sent = google.requests[-1]["body"]
+    assert sent["input"]["text"] == "Hello from the cloud." and sent["audioConfig"]["speakingRate"] == 1.2
+
+
+@pytest.mark.parametrize(("mode", "error"), [("400", "400"), ("503", "503"), ("hang", "timed out")])
+def test_google_failures_fall_back_to_the_next_engine(http: httpx.Client, google, mode: str, error: str) -> None:
+    google.mode = mode
+    job = wait_final(http, http.post("/v1/jobs", json={"text": f"Cloud trouble {mode}.", "voice": google_voice(http),
+                                                       "quality": "cloudy"}).json()["id"], timeout=60)
+    assert job["status"] == "succeeded", (job["error"], job["attempts"])
+    assert outcomes(job) == [("google", "failed"), ("piper", "succeeded")]
+    assert error in job["attempts"][0]["error"].lower() or error in job["attempts"][0]["error"]
+    assert job["spoken_voice"] == "en_US-joe-medium"  # Piper stands in with its own voice

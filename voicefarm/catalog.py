@@ -46,18 +46,31 @@ class Catalog:
         return next((v for _, v in self.voices() if v.id == voice_id), None)
 
     def routes(self, quality: str, voice: Voice, language: str) -> list[Route]:
-        """The tier's engines, in order, that can speak this voice in this language. A cloned
-        voice goes to engines that clone, and to the others as its fallback built-in voice."""
-        routes = []
+        """The tier's engines that can speak this request, best first: engines that clone the
+        voice, or have it; then, for a cloned voice, engines with its fallback built-in voice;
+        last, engines that stand in with a voice of their own in the language. Within each
+        group, the tier's order."""
+        primary = language.split("-")[0]
+        groups: tuple[list[Route], list[Route], list[Route]] = ([], [], [])
         for name in self.settings.tiers[quality]:
             caps = self.available().get(name)
-            if caps is None or language.split("-")[0] not in caps.languages:
+            if caps is None or primary not in caps.languages:
                 continue
             if voice.cloned and caps.cloning:
-                routes.append(Route(name, caps.model_version, voice))
-                continue
-            wanted = voice.fallback if voice.cloned else voice.id
-            spoken = next((v for v in caps.voices if v.id == wanted), None)
-            if spoken is not None and spoken.language.split("-")[0] == language.split("-")[0]:
-                routes.append(Route(name, caps.model_version, spoken))
-        return routes
+                groups[0].append(Route(name, caps.model_version, voice))
+            elif (own := _voice(caps, voice.fallback if voice.cloned else voice.id, primary)) is not None:
+                groups[1 if voice.cloned else 0].append(Route(name, caps.model_version, own))
+            elif (stand_in := _stand_in(caps, language)) is not None:
+                groups[2].append(Route(name, caps.model_version, stand_in))
+        return [route for group in groups for route in group]
+
+
+def _voice(caps: Capabilities, voice_id: str | None, primary: str) -> Voice | None:
+    return next((v for v in caps.voices if v.id == voice_id and v.language.split("-")[0] == primary), None)
+
+
+def _stand_in(caps: Capabilities, language: str) -> Voice | None:
+    """The engine's own voice for the language: the exact tag if it has one, else the primary."""
+    primary = language.split("-")[0]
+    return (next((v for v in caps.voices if v.language.lower() == language.lower()), None)
+            or next((v for v in caps.voices if v.language.split("-")[0] == primary), None))

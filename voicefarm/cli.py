@@ -88,6 +88,21 @@ def worker(
 
 
 @app.command()
+def flower(
+    port: Annotated[int, typer.Option()] = 5555,
+    address: Annotated[str, typer.Option()] = "127.0.0.1",
+) -> None:
+    """Flower, Celery's dashboard of workers and tasks, on this farm's broker, behind basic auth."""
+    settings = get_settings()
+    if not settings.flower_basic_auth or ":" not in settings.flower_basic_auth:
+        console.print("[red]set VOICEFARM_FLOWER_BASIC_AUTH=user:password: Flower shows every task's arguments[/red]")
+        raise typer.Exit(1)
+    from voicefarm.queue import app as celery
+
+    celery.start(["flower", f"--port={port}", f"--address={address}", f"--basic-auth={settings.flower_basic_auth}"])
+
+
+@app.command()
 def reconcile(
     every: Annotated[Optional[float], typer.Option(help="Keep running, reconciling every SECONDS.")] = None,
 ) -> None:

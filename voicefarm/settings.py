@@ -42,6 +42,7 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    flower_basic_auth: str | None = None  # "user:password"; Flower will not start without it
 
     engines: list[str] = Field(default_factory=lambda: ["piper"])
     # Third-party engines: name -> "module:factory", the factory taking these settings.

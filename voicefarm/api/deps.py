@@ -52,5 +52,12 @@ async def principal(
     return found
 
 
+async def admin(caller: Annotated[Principal, Depends(principal)]) -> Principal:
+    if not caller.admin:
+        raise HTTPException(403, "this endpoint needs an admin API key")
+    return caller
+
+
 DB = Annotated[Session, Depends(get_db)]
 Caller = Annotated[Principal, Depends(principal)]
+Admin = Annotated[Principal, Depends(admin)]

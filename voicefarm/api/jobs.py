@@ -13,6 +13,7 @@ from voicefarm import jobs
 from voicefarm.api.deps import DB, Caller, get_catalog, get_live
 from voicefarm.audio import content_type
 from voicefarm.cache import CachedAudio, get_cache
+from voicefarm.metrics import cache_requests
 from voicefarm.models import Job, Rendition, Status
 from voicefarm.queue import enqueue
 from voicefarm.schemas import AttemptOut, JobOut, JobRequest, Problem, Timings
@@ -85,6 +86,7 @@ async def create_job(
     # idempotency key skips it, to get its first job back.
     hit = None if idempotency_key else await get_cache().peek(p.keys[0])
     result = hit or await run_in_threadpool(submit, s, caller.tenant_id, p, idempotency_key)
+    cache_requests.labels("hit" if isinstance(result, CachedAudio) else "miss").inc()
     if isinstance(result, CachedAudio):
         response.status_code = 200
         return cached_out(result, request)

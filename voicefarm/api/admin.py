@@ -1,0 +1,81 @@
+"""For ops: engines, the cache, Prometheus metrics. Engines and cache need an admin key;
+/metrics is open to the scraper like /healthz (it names tenants, so keep it on the inside)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+from sqlalchemy import func, select
+
+from voicefarm import stats
+from voicefarm.api.deps import DB, Admin, get_catalog
+from voicefarm.cache import get_cache, purge_renditions
+from voicefarm.metrics import cache_requests, registry
+from voicefarm.models import Rendition
+from voicefarm.settings import get_settings
+from voicefarm.storage import get_store
+
+router = APIRouter(tags=["ops"])
+
+
+class EngineOut(BaseModel):
+    name: str
+    status: str  # "up", "no live worker" or "unavailable: <reason>"
+    live_workers: int
+    queue_depth: int
+    jobs: dict[str, int]
+    mean_synthesis_seconds: float | None
+    mean_real_time_factor: float | None
+    cloning: bool
+    languages: list[str]
+    model_version: str
+
+
+@router.get("/v1/engines", response_model=list[EngineOut])
+def engines(s: DB, _: Admin) -> list[EngineOut]:
+    settings = get_settings()
+    live, depth, jobs = stats.live_workers(s, settings), stats.queue_depths(settings), stats.jobs_by_state(s)
+    synth, rtf = stats.synthesis_seconds(s), stats.real_time_factor(s)
+    out = []
+    for name, caps in get_catalog().engines.items():
+        status = f"unavailable: {caps.unavailable}" if caps.unavailable else ("up" if live.get(name) else "no live worker")
+        out.append(EngineOut(
+            name=name, status=status, live_workers=live.get(name, 0), queue_depth=depth.get(name, 0),
+            jobs={state: n for (state, engine), n in jobs.items() if engine == name},
+            mean_synthesis_seconds=synth[name][1] / synth[name][2] if name in synth else None,
+            mean_real_time_factor=rtf[name][1] / rtf[name][2] if name in rtf else None,
+            cloning=caps.cloning, languages=sorted(caps.languages), model_version=caps.model_version,
+        ))
+    return out
+
+
+class CacheStats(BaseModel):
+    renditions: int
+    audio_seconds: float
+    by_engine: dict[str, int]
+    redis_keys: int | None  # None when the farm runs without Redis
+    hits: int  # since this API process started
+    misses: int
+
+
+@router.get("/v1/cache/stats", response_model=CacheStats)
+def cache_stats(s: DB, _: Admin) -> CacheStats:
+    count, seconds = s.execute(select(func.count(), func.coalesce(func.sum(Rendition.duration), 0.0))).one()
+    by_engine = dict(s.execute(select(Rendition.engine, func.count()).group_by(Rendition.engine)).all())
+    cache = get_cache()
+    keys = sum(1 for _ in cache.redis.scan_iter(f"{cache.prefix}:audio:*")) if cache.redis is not None else None
+    return CacheStats(renditions=count, audio_seconds=float(seconds), by_engine=by_engine, redis_keys=keys,
+                      hits=int(cache_requests.labels("hit")._value.get()),
+                      misses=int(cache_requests.labels("miss")._value.get()))
+
+
+@router.delete("/v1/cache")
+def clear_cache(s: DB, _: Admin, voice: str | None = None) -> dict[str, int]:
+    """Delete cached audio, all of it or one voice's: objects, cache keys and records."""
+    return {"deleted": purge_renditions(s, get_store(), get_cache(), voice=voice)}
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics() -> Response:
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
