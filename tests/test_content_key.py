@@ -1,34 +1,40 @@
-"""What makes two requests the same audio."""
+"""What makes two requests the same speech, and the same file."""
 
 from __future__ import annotations
 
 from voicefarm.catalog import Route
 from voicefarm.engines.base import Voice
-from voicefarm.jobs import content_key, normalise_language, normalise_text
+from voicefarm.jobs import content_key, normalise_language, normalise_text, source_key
 
 VOICE = Voice("v", "en-US", version="1")
 ROUTE = Route("piper", "piper-tts-1.8.0", VOICE)
 
 
-def key(voice: Voice = VOICE, **changes) -> str:
-    parts = dict(text="Hello there.", language="en-US", speed=1.0, format="wav", route=Route(ROUTE.engine, ROUTE.model_version, voice))
-    return content_key(**{**parts, **changes})
+def source(voice: Voice = VOICE, **changes) -> str:
+    parts = dict(text="Hello there.", language="en-US", speed=1.0,
+                 route=Route(ROUTE.engine, ROUTE.model_version, voice))
+    return source_key(**{**parts, **changes})
 
 
-def test_every_part_of_the_request_changes_the_key() -> None:
+def test_every_part_of_the_speech_changes_the_source_key() -> None:
     variants = [
-        key(),
-        key(text="Hello there!"),
-        key(voice=Voice("v", "en-US", version="2")),
-        key(voice=Voice("w", "en-US", version="1")),
-        key(language="en-GB"),
-        key(speed=1.25),
-        key(format="mp3"),
-        key(route=Route("xtts", "piper-tts-1.8.0", VOICE)),
-        key(route=Route("piper", "piper-tts-1.9.0", VOICE)),
+        source(),
+        source(text="Hello there!"),
+        source(voice=Voice("v", "en-US", version="2")),
+        source(voice=Voice("w", "en-US", version="1")),
+        source(language="en-GB"),
+        source(speed=1.25),
+        source(route=Route("xtts", "piper-tts-1.8.0", VOICE)),
+        source(route=Route("piper", "piper-tts-1.9.0", VOICE)),
     ]
     assert len(set(variants)) == len(variants)
     assert all(len(k) == 64 for k in variants)
+
+
+def test_format_and_rate_change_the_file_not_the_speech() -> None:
+    keys = {content_key(source(), fmt, rate) for fmt in ("wav", "mp3") for rate in (None, 16000)}
+    assert len(keys) == 4
+    assert content_key(source(), "wav", None) == content_key(source(), "wav", None)
 
 
 def test_normalisation() -> None:
@@ -36,4 +42,4 @@ def test_normalisation() -> None:
     assert normalise_text("cafe\u0301") == "caf\u00e9"  # NFC: one key for both spellings
     assert normalise_language("EN_us") == "en-US"
     assert normalise_language("en") == "en"
-    assert key(speed=1.0) == key(speed=1.0000001)
+    assert source(speed=1.0) == source(speed=1.0000001)

@@ -1,29 +1,84 @@
-"""Encoding synthesized PCM into the formats clients ask for (libsndfile via soundfile)."""
+"""Encoding synthesized PCM into the formats clients ask for, at the rate they ask for.
+
+libsndfile (soundfile) writes WAV, FLAC, MP3, Ogg Vorbis and Ogg Opus; PyAV (FFmpeg) writes AAC;
+soxr resamples. Nothing here is hand-rolled but raw PCM, which is just the samples.
+"""
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 
 import numpy as np
 import soundfile as sf
+import soxr
 
 from voicefarm.engines.base import Audio
 
-# format -> (libsndfile container, subtype, MIME type)
-FORMATS: dict[str, tuple[str, str, str]] = {
-    "wav": ("WAV", "PCM_16", "audio/wav"),
-    "flac": ("FLAC", "PCM_16", "audio/flac"),
-    "ogg": ("OGG", "VORBIS", "audio/ogg"),
-    "mp3": ("MP3", "MPEG_LAYER_III", "audio/mpeg"),
+OPUS_RATES = (8000, 12000, 16000, 24000, 48000)  # the only rates Opus encodes
+
+
+@dataclass(frozen=True)
+class Format:
+    media_type: str
+    container: str | None = None  # libsndfile's name; None: encoded otherwise
+    subtype: str | None = None
+
+
+FORMATS: dict[str, Format] = {
+    "wav": Format("audio/wav", "WAV", "PCM_16"),
+    "flac": Format("audio/flac", "FLAC", "PCM_16"),
+    "mp3": Format("audio/mpeg", "MP3", "MPEG_LAYER_III"),
+    "ogg": Format("audio/ogg", "OGG", "VORBIS"),
+    "opus": Format("audio/ogg; codecs=opus", "OGG", "OPUS"),
+    "aac": Format("audio/aac"),  # ADTS stream, via PyAV
+    "pcm": Format("audio/L16"),  # raw signed 16-bit little-endian mono, no header
 }
+MASTER = "flac"  # every synthesis also keeps a lossless master, so other formats never re-synthesize
 
 
 def content_type(fmt: str) -> str:
-    return FORMATS[fmt][2]
+    return FORMATS[fmt].media_type
 
 
-def encode(audio: Audio, fmt: str) -> bytes:
-    container, subtype, _ = FORMATS[fmt]
+def output_rate(fmt: str, native: int, requested: int | None) -> int:
+    rate = requested or native
+    if fmt == "opus" and rate not in OPUS_RATES:
+        rate = min((r for r in OPUS_RATES if r >= rate), default=48000)
+    return rate
+
+
+def encode(audio: Audio, fmt: str, sample_rate: int | None = None) -> tuple[bytes, int]:
+    """The encoded bytes and the rate they are at."""
+    rate = output_rate(fmt, audio.sample_rate, sample_rate)
+    samples = np.clip(audio.samples, -1.0, 1.0).astype(np.float32)
+    if rate != audio.sample_rate:
+        samples = soxr.resample(samples, audio.sample_rate, rate).astype(np.float32)
+    if fmt == "pcm":
+        return (samples * 32767).astype("<i2").tobytes(), rate
+    if fmt == "aac":
+        return _aac(samples, rate), rate
+    spec = FORMATS[fmt]
     buf = io.BytesIO()
-    sf.write(buf, np.clip(audio.samples, -1.0, 1.0), audio.sample_rate, format=container, subtype=subtype)
+    sf.write(buf, samples, rate, format=spec.container, subtype=spec.subtype)
+    return buf.getvalue(), rate
+
+
+def _aac(samples: np.ndarray, rate: int) -> bytes:
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="adts") as out:
+        stream = out.add_stream("aac", rate=rate)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(samples[None, :], format="fltp", layout="mono")
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
     return buf.getvalue()
+
+
+def decode(data: bytes) -> Audio:
+    """A master (or any libsndfile format) back to mono float32."""
+    samples, rate = sf.read(io.BytesIO(data), dtype="float32")
+    return Audio(samples if samples.ndim == 1 else samples.mean(axis=1), rate)

@@ -12,10 +12,10 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 from redis.retry import Retry
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from voicefarm.models import Job, Rendition
+from voicefarm.models import Rendition
 from voicefarm.settings import get_settings
 
 
@@ -71,23 +71,6 @@ class AudioCache:
     def forget(self, keys: list[str]) -> None:
         if self.redis is not None and keys:
             self.redis.delete(*(self._rkey(k) for k in keys))
-
-
-def purge_renditions(session: Session, store, cache: AudioCache, voice: str | None = None) -> int:
-    """Delete renditions (all, or one voice's): their objects, cache keys and rows; jobs that
-    pointed at them keep their record but no longer offer audio. Returns how many."""
-    query = select(Rendition) if voice is None else select(Rendition).where(Rendition.voice == voice)
-    rows = session.scalars(query).all()
-    for row in rows:
-        store.delete(row.object_key)
-    cache.forget([row.content_key for row in rows])
-    keys = [row.object_key for row in rows]
-    for chunk in range(0, len(keys), 500):
-        session.execute(update(Job).where(Job.object_key.in_(keys[chunk:chunk + 500])).values(object_key=None))
-    for row in rows:
-        session.delete(row)
-    session.commit()
-    return len(rows)
 
 
 def from_rendition(row: Rendition) -> CachedAudio:

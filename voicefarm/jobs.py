@@ -16,9 +16,11 @@ from voicefarm.audio import FORMATS
 from voicefarm.cache import AudioCache, CachedAudio
 from voicefarm.catalog import Catalog, Route
 from voicefarm.engines.base import Voice
-from voicefarm.models import ACTIVE, Job, Status
+from voicefarm import renditions
+from voicefarm.models import ACTIVE, Job, Rendition, Status
 from voicefarm.schemas import JobRequest
 from voicefarm.settings import Settings
+from voicefarm.storage import Store
 
 
 class Invalid(ValueError):
@@ -33,7 +35,9 @@ class Plan:
     quality: str
     format: str
     speed: float
+    sample_rate: int | None
     routes: list[Route]
+    sources: list[str]  # source key for each route, same order
     keys: list[str]  # content key for each route, same order
 
 
@@ -46,19 +50,23 @@ def normalise_language(tag: str) -> str:
     return "-".join([parts[0].lower(), *(p.upper() if len(p) == 2 else p for p in parts[1:])])
 
 
-def content_key(*, text: str, language: str, speed: float, format: str, route: Route) -> str:
-    """sha256 over the canonical request: equal keys mean interchangeable audio."""
+def source_key(*, text: str, language: str, speed: float, route: Route) -> str:
+    """sha256 over what the engine synthesizes: equal keys mean the same speech, in any format."""
     canonical = {
         "text": text,
         "voice": route.voice.id,
         "voice_version": route.voice.version,
         "language": language,
         "speed": round(speed, 3),
-        "format": format,
         "engine": route.engine,
         "model_version": route.model_version,
     }
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def content_key(source: str, format: str, sample_rate: int | None) -> str:
+    """The key of one rendition of that speech: equal keys mean interchangeable files."""
+    return hashlib.sha256(f"{source}:{format}:{sample_rate or 'native'}".encode()).hexdigest()
 
 
 def plan(request: JobRequest, voice: Voice | None, settings: Settings, catalog: Catalog) -> Plan:
@@ -70,6 +78,8 @@ def plan(request: JobRequest, voice: Voice | None, settings: Settings, catalog: 
         raise Invalid(f"text is {len(text)} characters; the maximum is {settings.max_text_chars}")
     if request.format not in FORMATS:
         raise Invalid(f"format {request.format!r} is not supported; use one of {', '.join(FORMATS)}")
+    if request.sample_rate is not None and not 8000 <= request.sample_rate <= 48000:
+        raise Invalid(f"sample_rate {request.sample_rate} is out of range [8000, 48000]")
     if not settings.min_speed <= request.speed <= settings.max_speed:
         raise Invalid(f"speed {request.speed} is out of range [{settings.min_speed}, {settings.max_speed}]")
     quality = request.quality or settings.default_quality
@@ -83,17 +93,19 @@ def plan(request: JobRequest, voice: Voice | None, settings: Settings, catalog: 
     routes = catalog.routes(quality, voice, language)
     if not routes:
         raise Invalid(f"no engine in quality tier {quality!r} can speak voice {voice.id!r} in {language!r}")
-    keys = [content_key(text=text, language=language, speed=request.speed, format=request.format, route=r)
-            for r in routes]
-    return Plan(text, voice, language, quality, request.format, request.speed, routes, keys)
+    sources = [source_key(text=text, language=language, speed=request.speed, route=r) for r in routes]
+    keys = [content_key(src, request.format, request.sample_rate) for src in sources]
+    return Plan(text, voice, language, quality, request.format, request.speed, request.sample_rate, routes, sources,
+                keys)
 
 
-def submit(session: Session, cache: AudioCache, tenant_id: str, p: Plan, *, live: set[str],
+def submit(session: Session, cache: AudioCache, store: Store, tenant_id: str, p: Plan, *, live: set[str],
            idempotency_key: str | None = None) -> tuple[Job | CachedAudio, bool]:
     """The cached audio if it exists, else a job row, committed; and whether the caller must
     enqueue it (a new job that leads its own synthesis).
 
-    The job starts on the first engine of its chain with a live worker (the first engine when
+    Audio that exists in another format or rate is converted from its lossless master, not
+    synthesized again. The job starts on the first engine of its chain with a live worker (the first engine when
     none has one: it waits in that queue). A job whose identical request is already in flight
     becomes its follower and is not enqueued: the leader's synthesis completes both. A repeated
     idempotency key returns the tenant's first job with that key.
@@ -102,7 +114,7 @@ def submit(session: Session, cache: AudioCache, tenant_id: str, p: Plan, *, live
         first = earlier(session, tenant_id, idempotency_key)
         if first is not None:
             return first, False
-    hit = cache.lookup(session, p.keys)
+    hit = cache.lookup(session, p.keys) or convert_master(session, store, cache, p)
     if hit is not None:
         return hit, False
     start = next((i for i, r in enumerate(p.routes) if r.engine in live), 0)
@@ -115,8 +127,9 @@ def submit(session: Session, cache: AudioCache, tenant_id: str, p: Plan, *, live
         quality=p.quality,
         format=p.format,
         speed=p.speed,
-        chain=[{"engine": r.engine, "voice": r.voice.id, "cloned": r.voice.cloned, "key": k}
-               for r, k in zip(p.routes, p.keys)],
+        output_rate=p.sample_rate,
+        chain=[{"engine": r.engine, "voice": r.voice.id, "cloned": r.voice.cloned, "key": k, "source": src}
+               for r, k, src in zip(p.routes, p.keys, p.sources)],
         engine=p.routes[start].engine,
         content_key=p.keys[start],
         idempotency_key=idempotency_key,
@@ -144,6 +157,16 @@ def submit(session: Session, cache: AudioCache, tenant_id: str, p: Plan, *, live
         follow(job, leader)
         session.commit()
     return job, False
+
+
+def convert_master(session: Session, store: Store, cache: AudioCache, p: Plan) -> CachedAudio | None:
+    """This request's audio made from a master of the same speech, if one exists."""
+    masters = {row.source_key: row for row in
+               session.scalars(select(Rendition).where(Rendition.source_key.in_(p.sources)))}
+    for source, key in zip(p.sources, p.keys):
+        if source in masters:
+            return renditions.convert(session, store, cache, masters[source], key, p.format, p.sample_rate)
+    return None
 
 
 def earlier(session: Session, tenant_id: str, idempotency_key: str) -> Job | None:

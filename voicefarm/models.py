@@ -48,6 +48,7 @@ class Tenant(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    webhook_secret: Mapped[str | None] = mapped_column(String(100))  # signs the tenant's callbacks
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -82,6 +83,20 @@ class ClonedVoice(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+class Batch(Base):
+    """Many jobs submitted together (pre-generation); its state is its jobs' states."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running, done
+    total: Mapped[int] = mapped_column(Integer)
+    callback_url: Mapped[str | None] = mapped_column(String(2000))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+
 class Job(Base):
     __tablename__ = "jobs"
 
@@ -96,9 +111,11 @@ class Job(Base):
     quality: Mapped[str] = mapped_column(String(16))
     format: Mapped[str] = mapped_column(String(8))
     speed: Mapped[float] = mapped_column(Float, default=1.0)
+    output_rate: Mapped[int | None] = mapped_column(Integer)  # the rate asked for; None: the engine's
 
-    # Routes to try, in order: [{"engine", "voice", "cloned", "key"}]; the voice is the one that
-    # engine speaks (a cloned voice's fallback on an engine that cannot clone).
+    # Routes to try, in order: [{"engine", "voice", "cloned", "key", "source"}]; the voice is the
+    # one that engine speaks (a cloned voice's fallback on an engine that cannot clone); "source"
+    # keys the lossless master every format of this audio is made from.
     chain: Mapped[list[dict]] = mapped_column(JSON)
     engine: Mapped[str] = mapped_column(String(32))  # the engine it is on (or finished on)
     content_key: Mapped[str] = mapped_column(String(64), index=True)
@@ -113,6 +130,9 @@ class Job(Base):
 
     # A client's retry of the same POST (same tenant, same key) gets the first job back.
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
+    batch_index: Mapped[int | None] = mapped_column(Integer)
+    callback_url: Mapped[str | None] = mapped_column(String(2000))
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
@@ -174,6 +194,7 @@ class Rendition(Base):
     __tablename__ = "renditions"
 
     content_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source_key: Mapped[str] = mapped_column(String(64), index=True)  # its lossless master's key
     object_key: Mapped[str] = mapped_column(String(300))
     url: Mapped[str] = mapped_column(String(1000))
     engine: Mapped[str] = mapped_column(String(32))

@@ -15,8 +15,10 @@ class JobRequest(BaseModel):
     voice: str | None = Field(None, description="A voice id from GET /v1/voices; the farm's default if omitted.")
     language: str | None = Field(None, description="BCP-47 tag such as en or en-US; the voice's own if omitted.")
     quality: str | None = Field(None, description="Quality tier: highest, high, medium or fast.")
-    format: str = Field("wav", description="wav, flac, ogg or mp3.")
+    format: str = Field("wav", description="wav, flac, mp3, ogg (Vorbis), opus (Ogg Opus), aac (ADTS) or pcm "
+                                           "(raw 16-bit little-endian mono).")
     speed: float = Field(1.0, description="Speaking rate; 1.0 is the voice's natural pace.")
+    sample_rate: int | None = Field(None, description="Output rate in Hz (8000–48000); the engine's own if omitted.")
 
 
 class AttemptOut(BaseModel):

@@ -23,12 +23,12 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from voicefarm import db, engines, quality, reference
-from voicefarm.audio import content_type, encode
+from voicefarm import db, engines, quality, reference, renditions
+from voicefarm.audio import MASTER, content_type, encode
 from voicefarm.cache import CachedAudio, get_cache
 from voicefarm.engines.base import Engine, SynthesisRequest
 from voicefarm.heartbeat import live_engines
-from voicefarm.models import ACTIVE, Attempt, ClonedVoice, Job, Rendition, Status, utcnow
+from voicefarm.models import ACTIVE, Attempt, ClonedVoice, Job, Status, utcnow
 from voicefarm.queue import app, enqueue, route_options
 from voicefarm.settings import get_settings
 from voicefarm.storage import get_store
@@ -73,7 +73,9 @@ class Run:
     attempt_id: int
     request: SynthesisRequest
     key: str
+    source: str
     format: str
+    rate: int | None  # the output rate asked for
     sample: tuple[str, object] | None  # (object key, Voice) of a cloned voice's sample
     move_on: str | None = None  # set when the job must leave this engine without trying it
 
@@ -139,7 +141,9 @@ def begin(job_id: str, engine: str) -> Run | None:
             attempt_id=attempt.id,
             request=SynthesisRequest(text=job.text, voice=voice_id, language=job.language, speed=job.speed),
             key=job.content_key,
+            source=job.route["source"],
             format=job.format,
+            rate=job.output_rate,
             sample=(cloned.sample_key, as_voice(cloned, settings)) if cloned else None,
             move_on=(f"workers died {lost_here} times on this job; moving on"
                      if lost_here > settings.max_lost_per_engine else None),
@@ -159,11 +163,12 @@ def attempt(run: Run) -> tuple[CachedAudio, float]:
     seconds = time.perf_counter() - started
     quality.check(audio, request.text, request.speed, get_settings().quality_max_wer, request.language)
     object_key = f"audio/{run.key}.{run.format}"
-    store.put(object_key, encode(audio, run.format), content_type(run.format))
+    data, rate = encode(audio, run.format, run.rate)
+    store.put(object_key, data, content_type(run.format))
+    store.put(renditions.master_key(run.source), encode(audio, MASTER)[0], content_type(MASTER))
     log.info("%s: %.2f s of audio in %.2f s (RTF %.3f)", object_key, audio.duration, seconds,
              seconds / audio.duration if audio.duration else math.nan)
-    cached = CachedAudio(run.key, object_key, store.url(object_key), _engine.name, run.format, audio.duration,
-                         audio.sample_rate)
+    cached = CachedAudio(run.key, object_key, store.url(object_key), _engine.name, run.format, audio.duration, rate)
     return cached, seconds
 
 
@@ -233,9 +238,7 @@ def finish(job_id: str, attempt_id: int, *, audio: CachedAudio, seconds: float) 
         now = utcnow()
         run = s.get(Attempt, attempt_id)
         run.outcome, run.finished_at = Status.succeeded.value, now
-        s.merge(Rendition(content_key=audio.content_key, object_key=audio.object_key, url=audio.url,
-                          engine=audio.engine, voice=job.route["voice"], format=audio.format,
-                          duration=audio.duration, sample_rate=audio.sample_rate))
+        renditions.record(s, audio, job.route["source"], job.route["voice"])
         settle(s, job, {"status": Status.succeeded.value, "error": None, "finished_at": now,
                         "synthesis_seconds": seconds, "engine": audio.engine, "object_key": audio.object_key,
                         "duration": audio.duration, "sample_rate": audio.sample_rate})

@@ -9,7 +9,8 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from voicefarm import reference
-from voicefarm.cache import AudioCache, purge_renditions
+from voicefarm import renditions
+from voicefarm.cache import AudioCache
 from voicefarm.engines.base import Voice
 from voicefarm.models import ClonedVoice, Job, new_id, utcnow
 from voicefarm.settings import Settings
@@ -86,11 +87,11 @@ def replace_sample(session: Session, store: Store, row: ClonedVoice, sample: byt
 def purge(session: Session, store: Store, cache: AudioCache, row: ClonedVoice) -> dict[str, int]:
     """Delete the voice and everything of it: samples, latents, renditions (objects, cache keys,
     rows) and the jobs that used it. Returns what was removed, for the caller's record."""
-    renditions = purge_renditions(session, store, cache, voice=row.id)
+    removed = renditions.purge(session, store, cache, voice=row.id)
     jobs = session.execute(delete(Job).where(Job.voice == row.id)).rowcount
     session.delete(row)
     session.commit()
     # Last, so a crash above leaves the row to retry the purge from.
     objects = store.delete_prefix(prefix(row.id))
-    log.info("voice %s purged: %d renditions, %d jobs, %d sample/latent objects", row.id, renditions, jobs, objects)
-    return {"renditions": renditions, "jobs": jobs, "objects": objects + renditions}
+    log.info("voice %s purged: %d renditions, %d jobs, %d sample/latent objects", row.id, removed, jobs, objects)
+    return {"renditions": removed, "jobs": jobs, "objects": objects + removed}

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from voicefarm import stats
 from voicefarm.api.deps import DB, Admin, get_catalog
-from voicefarm.cache import get_cache, purge_renditions
+from voicefarm import renditions
+from voicefarm.cache import get_cache
 from voicefarm.metrics import cache_requests, registry
 from voicefarm.models import Rendition
 from voicefarm.settings import get_settings
@@ -73,7 +74,7 @@ def cache_stats(s: DB, _: Admin) -> CacheStats:
 @router.delete("/v1/cache")
 def clear_cache(s: DB, _: Admin, voice: str | None = None) -> dict[str, int]:
     """Delete cached audio, all of it or one voice's: objects, cache keys and records."""
-    return {"deleted": purge_renditions(s, get_store(), get_cache(), voice=voice)}
+    return {"deleted": renditions.purge(s, get_store(), get_cache(), voice=voice)}
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -75,9 +75,19 @@ async def create_job(
                                                   "return the first job instead of making another")] = None,
 ) -> JobOut:
     """Queue a synthesis job, or answer at once (200, cache: hit) when its audio already exists."""
+    result = await accept(s, caller.tenant_id, body, idempotency_key)
+    if isinstance(result, CachedAudio):
+        response.status_code = 200
+        return cached_out(result, request)
+    return job_out(result, request)
+
+
+async def accept(s: Session, tenant_id: str, body: JobRequest, idempotency_key: str | None = None) -> Job | CachedAudio:
+    """A request's audio from the cache, or its job, recorded and enqueued; 422 when it is invalid.
+    Every endpoint that synthesizes comes through here."""
     settings, catalog = get_settings(), get_catalog()
     voice_id = body.voice or settings.default_voice
-    voice = catalog.voice(voice_id) or await run_in_threadpool(cloned_voice, s, caller.tenant_id, voice_id, settings)
+    voice = catalog.voice(voice_id) or await run_in_threadpool(cloned_voice, s, tenant_id, voice_id, settings)
     try:
         p = jobs.plan(body, voice, settings, catalog)
     except jobs.Invalid as e:
@@ -85,16 +95,14 @@ async def create_job(
     # Hot path: the preferred rendition is in Redis; no thread, no database. A retry with an
     # idempotency key skips it, to get its first job back.
     hit = None if idempotency_key else await get_cache().peek(p.keys[0])
-    result = hit or await run_in_threadpool(submit, s, caller.tenant_id, p, idempotency_key)
+    result = hit or await run_in_threadpool(submit, s, tenant_id, p, idempotency_key)
     cache_requests.labels("hit" if isinstance(result, CachedAudio) else "miss").inc()
-    if isinstance(result, CachedAudio):
-        response.status_code = 200
-        return cached_out(result, request)
-    return job_out(result, request)
+    return result
 
 
 def submit(s: Session, tenant_id: str, p: jobs.Plan, idempotency_key: str | None) -> Job | CachedAudio:
-    result, new = jobs.submit(s, get_cache(), tenant_id, p, live=get_live()(), idempotency_key=idempotency_key)
+    result, new = jobs.submit(s, get_cache(), get_store(), tenant_id, p, live=get_live()(),
+                              idempotency_key=idempotency_key)
     if new:
         try:
             enqueue(result.id, result.engine, get_settings())
