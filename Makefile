@@ -19,6 +19,7 @@ demo: $(STAMP)  ## the whole farm on the embedded default: no servers needed
 test: $(STAMP)  ## real Redis, PostgreSQL, S3 (rclone) and worker processes
 	bash tests/services.sh
 	bash workers/xtts/setup.sh
+	bash workers/styletts2/setup.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -55,7 +55,8 @@ ENV = {
     "VOICEFARM_S3_SECRET_ACCESS_KEY": S3["secret"],
     "VOICEFARM_REDIS_PREFIX": f"vftest-{RUN}",  # test runs may overlap: never FLUSHDB, use our own keys
     "VOICEFARM_API_PORT": str(free_port()),
-    "VOICEFARM_ENGINES": json.dumps(["piper", "xtts", "google", *FAULTS, "ghost"]),
+    "VOICEFARM_ENGINES": json.dumps(["piper", "xtts", "styletts2", "google", *FAULTS, "ghost"]),
+    "VOICEFARM_STYLETTS2_MODEL_DIR": str(TMP / "styletts2-model"),
     "VOICEFARM_GOOGLE_ENDPOINT": GOOGLE.url,
     "VOICEFARM_GOOGLE_CREDENTIALS_FILE": str(TMP / "google-service-account.json"),
     "VOICEFARM_GOOGLE_TIMEOUT_SECONDS": "2",
@@ -92,19 +93,17 @@ def _wait(what: str, ready, timeout: float = 30.0) -> None:
 
 
 ROOT = Path(__file__).resolve().parent.parent
-XTTS_PYTHON = ROOT / "workers" / "xtts" / ".venv" / "bin" / "python"
 XTTS_MAX_GEN_TOKENS = 24  # random weights never emit a stop token: bound the generation
 
 
-def build_xtts_checkpoint(out: Path) -> None:
-    """A tiny randomly initialised XTTS v2 checkpoint, built by coqui-tts's own classes in the
-    XTTS worker environment."""
-    if not XTTS_PYTHON.is_file():
-        pytest.fail(f"the XTTS worker environment is missing: run workers/xtts/setup.sh ({XTTS_PYTHON})",
-                    pytrace=False)
-    subprocess.run([str(XTTS_PYTHON), str(ROOT / "workers" / "xtts" / "tiny_checkpoint.py"), str(out),
-                    "--max-gen-tokens", str(XTTS_MAX_GEN_TOKENS)], check=True, capture_output=True,
-                   env={**os.environ, "HF_HUB_OFFLINE": "1"})
+def build_tiny_model(engine: str, script: str, out: Path, *args: str) -> None:
+    """A tiny randomly initialised model, built by the engine library's own classes in that
+    engine's worker environment."""
+    python = ROOT / "workers" / engine / ".venv" / "bin" / "python"
+    if not python.is_file():
+        pytest.fail(f"the {engine} worker environment is missing: run workers/{engine}/setup.sh", pytrace=False)
+    subprocess.run([str(python), str(ROOT / "workers" / engine / script), str(out), *args], check=True,
+                   capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -131,7 +130,9 @@ def servers() -> Iterator[None]:
     )
     _wait("rclone serve s3", lambda: socket.create_connection(("127.0.0.1", S3_PORT), timeout=1).close() is None)
 
-    build_xtts_checkpoint(Path(ENV["VOICEFARM_XTTS_MODEL_DIR"]))
+    build_tiny_model("xtts", "tiny_checkpoint.py", Path(ENV["VOICEFARM_XTTS_MODEL_DIR"]),
+                     "--max-gen-tokens", str(XTTS_MAX_GEN_TOKENS))
+    build_tiny_model("styletts2", "tiny_model.py", Path(ENV["VOICEFARM_STYLETTS2_MODEL_DIR"]))
     GOOGLE.__enter__()
     service_account_file(GOOGLE, Path(ENV["VOICEFARM_GOOGLE_CREDENTIALS_FILE"]))
     subprocess.run(["voicefarm", "migrate"], check=True, capture_output=True)

@@ -240,3 +240,18 @@ def test_replacing_the_sample_makes_a_new_version(http: httpx.Client, speech) ->
     assert again.status_code == 202 and again.json()["content_key"] != v1["content_key"]
     assert wait_final(http, again.json()["id"], timeout=180)["status"] == "succeeded"
     assert http.patch(f"/v1/voices/{vid}", files={"file": ("x.wav", encode(samples, rate))}).status_code == 422
+
+
+def test_cloning_with_styletts2_end_to_end(http: httpx.Client, speech) -> None:
+    vid = upload(http, encode(*speech)).json()["id"]
+    body = {"text": "A style vector from your own voice.", "voice": vid, "quality": "highest"}
+    job = wait_final(http, http.post("/v1/jobs", json=body).json()["id"], timeout=180)
+    assert job["status"] == "succeeded", (job["error"], job["attempts"])
+    assert job["engine"] == "styletts2", job["attempts"]
+    assert job["sample_rate"] == 24000 and job["spoken_voice"] == vid
+    samples, rate = sf.read(io.BytesIO(http.get(job["audio_url"], follow_redirects=True).content))
+    assert rate == 24000 and len(samples) > 0 and np.isfinite(samples).all()
+    styles = [k for k in objects(f"voices/{vid}/") if "/latents/styletts2-" in k]
+    assert len(styles) == 1  # the style vector, stored under the voice so deleting it purges it
+    assert http.delete(f"/v1/voices/{vid}").status_code == 204
+    assert objects(f"voices/{vid}/") == []

@@ -53,16 +53,20 @@ class Farm:
         self._spawn("reconciler", "reconcile", "--every", str(self.settings.reconcile_after_seconds / 2))
 
     def wait_ready(self, timeout: float = 120.0) -> None:
+        """Until the API is healthy and every worker beats (its jobs wait for its model to load)."""
+        from voicefarm.heartbeat import live_engines
+
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check_alive()
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
+                healthy = httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
             except httpx.TransportError:
-                pass
+                healthy = False
+            if healthy and set(self.workers) <= live_engines(self.settings):
+                return
             time.sleep(0.2)
-        raise TimeoutError(f"the API at {self.url} was not healthy after {timeout} s")
+        raise TimeoutError(f"the farm at {self.url} was not ready after {timeout} s")
 
     def check_alive(self) -> None:
         for proc in self.procs:

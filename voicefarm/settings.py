@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     flower_basic_auth: str | None = None  # "user:password"; Flower will not start without it
+    # POST /v1/audio/speech, for OpenAI clients: model -> quality tier; OpenAI voice name -> farm
+    # voice (one not listed speaks in default_voice); how long it waits for a job before a 504.
+    openai_models: dict[str, str] = Field(
+        default_factory=lambda: {"tts-1": "fast", "tts-1-hd": "high", "gpt-4o-mini-tts": "high"})
+    openai_voices: dict[str, str] = Field(default_factory=dict)
+    openai_wait_seconds: float = 60.0
 
     engines: list[str] = Field(default_factory=lambda: ["piper"])
     # Third-party engines: name -> "module:factory", the factory taking these settings.
@@ -100,6 +106,11 @@ class Settings(BaseSettings):
     xtts_model_dir: Path | None = None  # config.json, model.pth, vocab.json; never downloaded
     xtts_device: str | None = None  # default: cuda when there is a GPU, else cpu
     xtts_latents_cache_size: int = 64  # voices whose latents a worker keeps in memory
+
+    # Models/LibriTTS/ and Utils/ as upstream lays them out; never downloaded.
+    styletts2_model_dir: Path | None = None
+    styletts2_device: str | None = None  # default: cuda when there is a GPU, else cpu
+    styletts2_style_cache_size: int = 64  # voices whose style vectors a worker keeps in memory
 
     @model_validator(mode="after")
     def _embedded_defaults(self) -> Settings:

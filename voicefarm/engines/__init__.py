@@ -17,6 +17,7 @@ PLUGINS: dict[str, str] = {
     "google": "voicefarm.engines.google:from_settings",
     "piper": "voicefarm.engines.piper:from_settings",
     "xtts": "voicefarm.engines.xtts:from_settings",
+    "styletts2": "voicefarm.engines.styletts2:from_settings",
 }
 
 __all__ = ["Audio", "Capabilities", "Engine", "SynthesisRequest", "Voice", "PLUGINS", "create", "queue_name"]

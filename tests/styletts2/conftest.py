@@ -1,0 +1,96 @@
+"""StyleTTS2 engine tests: run with workers/styletts2/.venv's interpreter (torch and styletts2 live there).
+
+Everything runs on a tiny random model built once per session, with the network shut before
+anything is imported: a connection or name lookup raises and is recorded in
+`network_attempts`, so work that reached for the network fails or shows there.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+network_attempts: list[tuple[Any, ...]] = []
+_connect = socket.socket.connect
+
+
+def _guarded_connect(sock: socket.socket, address: Any) -> None:
+    if sock.family == socket.AF_UNIX:
+        return _connect(sock, address)
+    network_attempts.append(("connect", address))
+    raise OSError(f"network access in a test: connect {address}")
+
+
+def _refused_lookup(*args: Any, **kwargs: Any) -> Any:
+    network_attempts.append(("getaddrinfo", *args))
+    raise socket.gaierror(f"network access in a test: getaddrinfo {args}")
+
+
+socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
+socket.getaddrinfo = _refused_lookup
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "workers" / "styletts2"))
+from tiny_model import build_model_dir  # noqa: E402
+
+from voicefarm.engines.styletts2 import StyleTTS2Engine  # noqa: E402
+
+FRAMES_PER_TOKEN = 2
+# Samples per duration frame: the mel hop (300) doubled, as the decoder upsamples its frames
+# twice before the vocoder's 300x.
+FRAME_SAMPLES = 600
+
+
+class DictStore:
+    """The style-store interface over a dict."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+
+    def get(self, key: str) -> bytes | None:
+        return self.data.get(key)
+
+    def put(self, key: str, data: bytes) -> None:
+        self.data[key] = data
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_model_dir(tmp_path_factory.mktemp("styletts2"), frames_per_token=FRAMES_PER_TOKEN)
+
+
+@pytest.fixture(scope="session")
+def store() -> DictStore:
+    return DictStore()
+
+
+@pytest.fixture(scope="session")
+def engine(model_dir: Path, store: DictStore) -> StyleTTS2Engine:
+    """One loaded fp32 engine for the session (a load takes seconds), with a style store."""
+    engine = StyleTTS2Engine(model_dir, device="cpu", style_store=store)
+    engine.load()
+    return engine
+
+
+def voiced_signal(seconds: float = 4.0, sample_rate: int = 22_050, f0: float = 140.0, seed: int = 0) -> np.ndarray:
+    """A voice-like test signal: a vibrato'd harmonic series with a syllable envelope, plus noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.03 * np.sin(2 * np.pi * 5 * t))) / sample_rate
+    harmonics = sum(np.sin(k * phase) / k for k in range(1, 12))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t) ** 2
+    signal = 0.2 * envelope * harmonics + 0.01 * rng.standard_normal(len(t))
+    return signal.astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def reference() -> tuple[np.ndarray, int]:
+    return voiced_signal(), 22_050
