@@ -1,70 +1,457 @@
-"""A small client for agent services: submit, poll, download."""
+"""The farm's SDK for agent services: sync and async clients, typed results, retries, webhook checks.
+
+Each operation is written once, as a flow: a generator that yields the HTTP calls it makes (and
+the pauses it takes) and returns a typed result. `Client` and `AsyncClient` only carry flows
+out, with blocking or async I/O, so the two cannot drift apart.
+
+Completion: `wait` polls with backoff. A service that would rather be called back submits with
+`callback_url=...` and checks each callback with `verify_signature`.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
+import itertools
+import random
 import time
+import uuid
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Literal, TypeVar
 
 import httpx
+from pydantic import BaseModel, TypeAdapter
 
-from voicefarm.schemas import JobOut
+from voicefarm.schemas import ClonedVoiceOut, JobOut, VoiceOut
 
 FINAL = ("succeeded", "failed")
+POLL_FIRST, POLL_MAX = 0.05, 1.0
+MAX_RETRY_DELAY = 30.0
+T = TypeVar("T")
 
 
 class FarmError(Exception):
-    """The API refused a request; `message` is its explanation."""
+    """The API refused a request, or could not be reached; `message` is its explanation."""
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"{status}: {message}")
-        self.status = status
+    def __init__(self, status: int | None, message: str) -> None:
+        super().__init__(f"{status}: {message}" if status else message)
+        self.status = status  # None: no HTTP answer to give one
         self.message = message
 
 
+class Invalid(FarmError):
+    """A request the farm will not take as it is (400, 413, 415, 422)."""
+
+
+class Unauthorized(FarmError):
+    """A missing, wrong or insufficient API key (401, 403)."""
+
+
+class NotFound(FarmError):
+    """No such job, voice or batch for this tenant (404)."""
+
+
+class NotReady(FarmError):
+    """The job has no audio yet (409)."""
+
+
+class Unavailable(FarmError):
+    """The farm is busy, down or unreachable (429, 5xx, no connection), still after the retries."""
+
+
+class JobFailed(FarmError):
+    """The job finished without audio: every engine of its chain failed."""
+
+    def __init__(self, job: JobOut) -> None:
+        super().__init__(None, f"job {job.id} failed: {job.error}")
+        self.job = job
+
+
+ERRORS: dict[int, type[FarmError]] = {400: Invalid, 401: Unauthorized, 403: Unauthorized, 404: NotFound,
+                                      409: NotReady, 413: Invalid, 415: Invalid, 422: Invalid}
+
+
+def error_from(response: httpx.Response) -> FarmError:
+    try:
+        message = response.json()["error"]
+    except Exception:  # not the API's JSON: a proxy's page, the object store's XML
+        message = response.text
+    status = response.status_code
+    return ERRORS.get(status, Unavailable if status == 429 or status >= 500 else FarmError)(status, message)
+
+
+class BatchCounts(BaseModel):
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+
+
+class BatchFailure(BaseModel):
+    index: int
+    text: str
+    voice: str | None
+    error: str | None
+
+
+class BatchItem(BaseModel):
+    index: int
+    text: str
+    voice: str | None
+    format: str
+    job_id: str | None
+    audio_url: str | None
+
+
+class BatchOut(BaseModel):
+    id: str
+    status: Literal["running", "done"]
+    total: int
+    counts: BatchCounts
+    progress: float
+    failed: list[BatchFailure] = []
+    manifest: list[BatchItem] = []  # complete once the batch is done
+
+
+M = TypeVar("M", JobOut, BatchOut)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request a flow makes."""
+
+    method: str
+    url: str
+    json: Any = None
+    data: dict[str, str] | None = None
+    files: dict[str, tuple[str, bytes]] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    auth: bool = True  # False off the farm (a presigned object-store URL): the API key stays home
+    idempotent: bool = True  # repeating it is harmless, so it is also retried when its outcome is unknown
+
+
+# Yields a Call (answered with its httpx.Response, or the httpx.TransportError it raised) or a
+# pause in seconds (answered with None); returns the result.
+Flow = Generator["Call | float", Any, T]
+
+# No request reached the farm, or it refused before doing anything: always safe to repeat.
+UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# The request may have been carried out: repeated only when that is harmless.
+UNKNOWN = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+
+
+def retry_delay(call: Call, outcome: httpx.Response | httpx.TransportError, attempt: int, retries: int,
+                backoff: float) -> float | None:
+    """Seconds to wait before trying again, or None to give up: exponential with jitter (so
+    clients that failed together do not retry together), no shorter than the farm's Retry-After."""
+    if attempt >= retries:
+        return None
+    if isinstance(outcome, httpx.Response):
+        status = outcome.status_code
+        if not (status in (429, 503) or (call.idempotent and status in (502, 504))):
+            return None
+    elif not (isinstance(outcome, UNSENT) or (call.idempotent and isinstance(outcome, UNKNOWN))):
+        return None
+    delay = backoff * 2**attempt * random.uniform(0.5, 1.0)
+    after = outcome.headers.get("retry-after", "") if isinstance(outcome, httpx.Response) else ""
+    return min(max(delay, float(after)) if after.isdigit() else delay, MAX_RETRY_DELAY)
+
+
+def send(call: Call, retries: int, backoff: float) -> Flow[httpx.Response]:
+    """The call's successful (or redirecting) response, retried on transient failures; a
+    FarmError carrying the API's message otherwise."""
+    for attempt in itertools.count():
+        outcome = yield call
+        if isinstance(outcome, httpx.Response) and not outcome.is_error:
+            return outcome
+        delay = retry_delay(call, outcome, attempt, retries, backoff)
+        if delay is None:
+            if isinstance(outcome, httpx.Response):
+                raise error_from(outcome)
+            raise Unavailable(None, f"{call.method} {call.url}: {outcome!r}") from outcome
+        yield delay
+
+
+def poll(current: M, fetch: Callable[[], Flow[M]], done: Callable[[M], bool], timeout: float,
+         name: str) -> Flow[M]:
+    """Fetch until `done`, pausing 50 ms at first and up to 1 s; TimeoutError naming it after `timeout`."""
+    deadline, delay = time.monotonic() + timeout, POLL_FIRST
+    while not done(current):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"{name} is still {current.status} after {timeout:g} s")
+        yield min(delay, left)
+        delay = min(delay * 1.5, POLL_MAX)
+        current = yield from fetch()
+    return current
+
+
+def _options(options: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if v is not None}
+
+
+class Flows:
+    """Every operation, as a flow; the clients run them."""
+
+    def __init__(self, retries: int, backoff: float) -> None:
+        self.retries, self.backoff = retries, backoff
+
+    def call(self, call: Call) -> Flow[httpx.Response]:
+        return send(call, self.retries, self.backoff)
+
+    def submit(self, text: str, idempotency_key: str | None, options: dict[str, Any]) -> Flow[JobOut]:
+        # One key for every attempt: a retry gets the first job back instead of making a second.
+        headers = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
+        response = yield from self.call(Call("POST", "/v1/jobs", json={"text": text, **_options(options)},
+                                             headers=headers))
+        return JobOut.model_validate(response.json())
+
+    def get(self, job_id: str) -> Flow[JobOut]:
+        return JobOut.model_validate((yield from self.call(Call("GET", f"/v1/jobs/{job_id}"))).json())
+
+    def wait(self, job: JobOut | str, timeout: float) -> Flow[JobOut]:
+        if isinstance(job, str):
+            job = yield from self.get(job)
+        job_id = job.id
+        return (yield from poll(job, lambda: self.get(job_id), lambda j: j.status in FINAL, timeout, f"job {job_id}"))
+
+    def download(self, source: JobOut | BatchItem) -> Flow[bytes]:
+        if isinstance(source, JobOut) and source.status == "failed":
+            raise JobFailed(source)
+        if source.audio_url is None:
+            what = (f"job {source.id} is {source.status}" if isinstance(source, JobOut)
+                    else f"batch item {source.index} (job {source.job_id})")
+            raise NotReady(None, f"{what}: its audio is not ready")
+        response = yield from self.call(Call("GET", source.audio_url))
+        if response.is_redirect:
+            location = str(response.url.join(response.headers["location"]))
+            response = yield from self.call(Call("GET", location, auth=False))
+        return response.content
+
+    def synthesize(self, text: str, timeout: float, options: dict[str, Any]) -> Flow[bytes]:
+        job = yield from self.submit(text, None, options)
+        job = yield from self.wait(job, timeout)
+        return (yield from self.download(job))
+
+    def upload_voice(self, name: str, language: str, sample: bytes | Path | BinaryIO, consent: bool,
+                     options: dict[str, Any]) -> Flow[ClonedVoiceOut]:
+        if isinstance(sample, Path):
+            filename, data = sample.name, sample.read_bytes()
+        elif isinstance(sample, bytes):
+            filename, data = "sample", sample
+        else:
+            filename, data = Path(getattr(sample, "name", "sample")).name, sample.read()
+        form = {"name": name, "language": language, "consent": str(consent).lower(), **_options(options)}
+        # Not idempotent: a repeat after an unknown outcome could clone the voice twice.
+        response = yield from self.call(Call("POST", "/v1/voices", data=form, files={"file": (filename, data)},
+                                             idempotent=False))
+        return ClonedVoiceOut.model_validate(response.json())
+
+    def voices(self) -> Flow[list[VoiceOut | ClonedVoiceOut]]:
+        return VOICES.validate_python((yield from self.call(Call("GET", "/v1/voices"))).json())
+
+    def delete_voice(self, voice_id: str) -> Flow[None]:
+        yield from self.call(Call("DELETE", f"/v1/voices/{voice_id}"))
+
+    def create_batch(self, items: list[dict[str, Any]] | None, options: dict[str, Any]) -> Flow[BatchOut]:
+        body = _options({"items": items, **options})
+        response = yield from self.call(Call("POST", "/v1/batches", json=body, idempotent=False))
+        return BatchOut.model_validate(response.json())
+
+    def get_batch(self, batch_id: str) -> Flow[BatchOut]:
+        return BatchOut.model_validate((yield from self.call(Call("GET", f"/v1/batches/{batch_id}"))).json())
+
+    def wait_batch(self, batch: BatchOut | str, timeout: float) -> Flow[BatchOut]:
+        if isinstance(batch, str):
+            batch = yield from self.get_batch(batch)
+        batch_id = batch.id
+        return (yield from poll(batch, lambda: self.get_batch(batch_id), lambda b: b.status == "done", timeout,
+                                f"batch {batch_id}"))
+
+
+# Cloned voices first: a built-in voice lacks their fields, a cloned one would pass as built-in.
+VOICES = TypeAdapter(list[ClonedVoiceOut | VoiceOut])
+
+
+def _request(http: httpx.Client | httpx.AsyncClient, call: Call, api_key: str) -> httpx.Request:
+    headers = {**call.headers, **({"X-API-Key": api_key} if call.auth else {})}
+    return http.build_request(call.method, call.url, json=call.json, data=call.data, files=call.files,
+                              headers=headers)
+
+
 class Client:
-    def __init__(self, base_url: str, api_key: str, *, timeout: float = 30.0) -> None:
-        self.http = httpx.Client(base_url=base_url, headers={"X-API-Key": api_key}, timeout=timeout,
-                                 follow_redirects=True)
+    """Blocking client. Retries transient failures `retries` times, backing off from `backoff` s."""
+
+    def __init__(self, base_url: str, api_key: str, *, timeout: float = 30.0, retries: int = 3,
+                 backoff: float = 0.25) -> None:
+        # Redirects are followed by hand (download), without the key.
+        self.http = httpx.Client(base_url=base_url, timeout=timeout)
+        self.api_key = api_key
+        self.flows = Flows(retries, backoff)
 
     def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
         self.http.close()
 
-    def _call(self, method: str, url: str, **kwargs: object) -> httpx.Response:
-        response = self.http.request(method, url, **kwargs)
-        if response.is_error:
+    def _run(self, flow: Flow[T]) -> T:
+        reply: Any = None
+        while True:
             try:
-                message = response.json()["error"]
-            except Exception:
-                message = response.text
-            raise FarmError(response.status_code, message)
-        return response
+                step = flow.send(reply)
+            except StopIteration as done:
+                return done.value
+            if isinstance(step, Call):
+                try:
+                    reply = self.http.send(_request(self.http, step, self.api_key))
+                except httpx.TransportError as e:
+                    reply = e
+            else:
+                time.sleep(step)
+                reply = None
 
-    def submit(self, text: str, **options: object) -> JobOut:
-        """Queue a job (or get the cached audio's record at once); see POST /v1/jobs."""
-        body = {"text": text, **{k: v for k, v in options.items() if v is not None}}
-        return JobOut.model_validate(self._call("POST", "/v1/jobs", json=body).json())
+    def submit(self, text: str, *, idempotency_key: str | None = None, **options: Any) -> JobOut:
+        """Queue a job, or get the cached audio's record at once (`cache == "hit"`, no id). Options
+        are POST /v1/jobs fields: voice, language, quality, format, speed, sample_rate, callback_url."""
+        return self._run(self.flows.submit(text, idempotency_key, options))
 
     def get(self, job_id: str) -> JobOut:
-        return JobOut.model_validate(self._call("GET", f"/v1/jobs/{job_id}").json())
+        return self._run(self.flows.get(job_id))
 
-    def wait(self, job: JobOut, *, timeout: float = 300.0) -> JobOut:
-        """Poll until the job is final, backing off from 50 ms to 1 s between polls."""
-        deadline, delay = time.monotonic() + timeout, 0.05
-        while job.status not in FINAL:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"job {job.id} still {job.status} after {timeout} s")
-            time.sleep(delay)
-            delay = min(delay * 1.5, 1.0)
-            job = self.get(job.id)
-        return job
+    def wait(self, job: JobOut | str, *, timeout: float = 300.0) -> JobOut:
+        """The job once it has succeeded or failed, polling with backoff; TimeoutError after `timeout` s."""
+        return self._run(self.flows.wait(job, timeout))
 
-    def download(self, job: JobOut) -> bytes:
-        if job.status != "succeeded" or job.audio_url is None:
-            raise FarmError(409, f"job {job.id} is {job.status}: {job.error or 'no audio yet'}")
-        return self._call("GET", job.audio_url).content
+    def download(self, source: JobOut | BatchItem) -> bytes:
+        """A succeeded job's (or batch item's) audio; JobFailed or NotReady otherwise."""
+        return self._run(self.flows.download(source))
 
-    def synthesize(self, text: str, **options: object) -> bytes:
+    def synthesize(self, text: str, *, timeout: float = 300.0, **options: Any) -> bytes:
         """Submit, wait, and return the audio bytes."""
-        return self.download(self.wait(self.submit(text, **options)))
+        return self._run(self.flows.synthesize(text, timeout, options))
+
+    def upload_voice(self, name: str, language: str, sample: bytes | Path | BinaryIO, *, consent: bool,
+                     description: str | None = None, fallback_voice: str | None = None) -> ClonedVoiceOut:
+        """Clone a voice from 3–30 s of one speaker; `consent` attests the speaker agreed."""
+        return self._run(self.flows.upload_voice(name, language, sample, consent,
+                                                 {"description": description, "fallback_voice": fallback_voice}))
+
+    def voices(self) -> list[VoiceOut | ClonedVoiceOut]:
+        return self._run(self.flows.voices())
+
+    def delete_voice(self, voice_id: str) -> None:
+        """Delete a cloned voice and everything made with it."""
+        return self._run(self.flows.delete_voice(voice_id))
+
+    def create_batch(self, items: list[dict[str, Any]] | None = None, **options: Any) -> BatchOut:
+        """Queue many jobs: `items` (each a POST /v1/jobs body), or `phrases=[...]` times
+        `voices=[...]`; options: quality, format, speed, language, sample_rate, callback_url."""
+        return self._run(self.flows.create_batch(items, options))
+
+    def get_batch(self, batch_id: str) -> BatchOut:
+        return self._run(self.flows.get_batch(batch_id))
+
+    def wait_batch(self, batch: BatchOut | str, *, timeout: float = 600.0) -> BatchOut:
+        """The batch once every item is final, its manifest complete."""
+        return self._run(self.flows.wait_batch(batch, timeout))
+
+
+class AsyncClient:
+    """`Client`'s operations for asyncio: the same flows, awaited."""
+
+    def __init__(self, base_url: str, api_key: str, *, timeout: float = 30.0, retries: int = 3,
+                 backoff: float = 0.25) -> None:
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=timeout)
+        self.api_key = api_key
+        self.flows = Flows(retries, backoff)
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def _run(self, flow: Flow[T]) -> T:
+        reply: Any = None
+        while True:
+            try:
+                step = flow.send(reply)
+            except StopIteration as done:
+                return done.value
+            if isinstance(step, Call):
+                try:
+                    reply = await self.http.send(_request(self.http, step, self.api_key))
+                except httpx.TransportError as e:
+                    reply = e
+            else:
+                await asyncio.sleep(step)
+                reply = None
+
+    async def submit(self, text: str, *, idempotency_key: str | None = None, **options: Any) -> JobOut:
+        return await self._run(self.flows.submit(text, idempotency_key, options))
+
+    async def get(self, job_id: str) -> JobOut:
+        return await self._run(self.flows.get(job_id))
+
+    async def wait(self, job: JobOut | str, *, timeout: float = 300.0) -> JobOut:
+        return await self._run(self.flows.wait(job, timeout))
+
+    async def download(self, source: JobOut | BatchItem) -> bytes:
+        return await self._run(self.flows.download(source))
+
+    async def synthesize(self, text: str, *, timeout: float = 300.0, **options: Any) -> bytes:
+        return await self._run(self.flows.synthesize(text, timeout, options))
+
+    async def upload_voice(self, name: str, language: str, sample: bytes | Path | BinaryIO, *, consent: bool,
+                           description: str | None = None, fallback_voice: str | None = None) -> ClonedVoiceOut:
+        return await self._run(self.flows.upload_voice(
+            name, language, sample, consent, {"description": description, "fallback_voice": fallback_voice}))
+
+    async def voices(self) -> list[VoiceOut | ClonedVoiceOut]:
+        return await self._run(self.flows.voices())
+
+    async def delete_voice(self, voice_id: str) -> None:
+        return await self._run(self.flows.delete_voice(voice_id))
+
+    async def create_batch(self, items: list[dict[str, Any]] | None = None, **options: Any) -> BatchOut:
+        return await self._run(self.flows.create_batch(items, options))
+
+    async def get_batch(self, batch_id: str) -> BatchOut:
+        return await self._run(self.flows.get_batch(batch_id))
+
+    async def wait_batch(self, batch: BatchOut | str, *, timeout: float = 600.0) -> BatchOut:
+        return await self._run(self.flows.wait_batch(batch, timeout))
+
+
+def signature(secret: str | bytes, body: bytes, timestamp: int) -> str:
+    """The X-Voicefarm-Signature value for a callback body: `t=<unix time>,v1=<hex HMAC-SHA256>`
+    over `<t>.<body>` with the tenant's secret. The farm signs with this; services verify with
+    `verify_signature`."""
+    key = secret.encode() if isinstance(secret, str) else secret
+    digest = hmac.new(key, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify_signature(secret: str | bytes, body: bytes, header: str, tolerance: float = 300) -> bool:
+    """Whether a callback's X-Voicefarm-Signature header signs this raw body with the tenant's
+    secret, at most `tolerance` seconds ago or ahead: an old callback, replayed, is refused."""
+    try:
+        fields = [(name.strip(), value.strip()) for name, value in (part.split("=", 1) for part in header.split(","))]
+        timestamp = int(next(value for name, value in fields if name == "t"))
+    except (ValueError, StopIteration):
+        return False
+    if abs(time.time() - timestamp) > tolerance:
+        return False
+    expected = signature(secret, body, timestamp).rsplit("v1=", 1)[1]
+    # Any v1 may match: the farm may sign with a new secret and the old one while rotating.
+    return any(hmac.compare_digest(expected, value) for name, value in fields if name == "v1")

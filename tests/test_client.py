@@ -1,0 +1,232 @@
+"""The SDK (voicefarm.client), sync and async, against the test farm; its retries against a
+scripted stand-in server; webhook signatures."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import io
+import json
+import threading
+import time
+from collections.abc import Iterator
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import soundfile as sf
+
+from tests.conftest import free_port
+from voicefarm.client import (AsyncClient, Client, Invalid, JobFailed, NotFound, Unauthorized, Unavailable,
+                              signature, verify_signature)
+from voicefarm.farm import Farm
+from voicefarm.schemas import JobOut
+from voicefarm.settings import Settings
+
+SPEECH_TEXT = "This is my own voice, recorded slowly and clearly, so the farm can learn how I sound."
+
+
+@pytest.fixture(scope="session")
+def speech_wav() -> bytes:
+    """A few seconds of real speech (Piper, in this process), as WAV: a sample to clone."""
+    from voicefarm import engines
+    from voicefarm.engines.base import SynthesisRequest
+
+    engine = engines.create("piper", Settings())
+    engine.load()
+    audio = engine.synthesize(SynthesisRequest(SPEECH_TEXT, "en_US-joe-medium", "en-US", speed=0.9))
+    buf = io.BytesIO()
+    sf.write(buf, audio.samples, audio.sample_rate, format="WAV")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def client(farm: Farm, api_key: str) -> Iterator[Client]:
+    with Client(farm.url, api_key) as c:
+        yield c
+
+
+def test_submit_wait_download_then_a_cache_hit(client: Client) -> None:
+    text = "The client submits, waits and downloads this sentence."
+    job = client.submit(text, voice="en_US-joe-medium", quality="fast", format="wav")
+    assert job.status == "queued" and job.id and client.get(job.id).id == job.id
+    done = client.wait(job.id)
+    assert done.status == "succeeded" and done.engine == "piper"
+    audio = client.download(done)  # a redirect to the S3 server, followed without the key
+    samples, rate = sf.read(io.BytesIO(audio))
+    assert rate == 22050 and abs(len(samples) / rate - done.duration) < 0.01
+
+    hit = client.submit(text, voice="en_US-joe-medium", format="wav")
+    assert hit.cache == "hit" and hit.id is None and client.wait(hit) == hit
+    assert client.download(hit) == audio
+    assert client.synthesize(text, format="wav") == audio
+
+
+def test_async_client(farm: Farm, api_key: str) -> None:
+    async def run() -> None:
+        async with AsyncClient(farm.url, api_key) as client:
+            job = await client.submit("The async client asked for this one.", format="flac")
+            done = await client.wait(job)
+            assert done.status == "succeeded" and (await client.get(job.id)).status == "succeeded"
+            assert sf.info(io.BytesIO(await client.download(done))).format == "FLAC"
+            audio = await asyncio.gather(*(client.synthesize(f"Async phrase number {i}.") for i in range(3)))
+            assert all(sf.info(io.BytesIO(a)).samplerate == 22050 for a in audio)
+            with pytest.raises(Invalid, match="unknown voice 'nobody'"):
+                await client.submit("Hello.", voice="nobody")
+
+    asyncio.run(run())
+
+
+def test_errors_carry_the_api_message(client: Client, farm: Farm) -> None:
+    with pytest.raises(Invalid) as refused:
+        client.submit("Hello.", voice="nobody")
+    assert refused.value.status == 422 and "unknown voice 'nobody'" in refused.value.message
+    with pytest.raises(Invalid, match=r"speed 9\.0 is out of range"):
+        client.submit("Hello.", speed=9.0)
+    with pytest.raises(NotFound, match="no job 'missing'"):
+        client.get("missing")
+    with Client(farm.url, "not-a-key") as stranger, pytest.raises(Unauthorized) as denied:
+        stranger.submit("Hello.")
+    assert denied.value.status == 401 and denied.value.message == "invalid API key"
+
+
+def test_a_failed_job_raises_job_failed(client: Client) -> None:
+    with pytest.raises(JobFailed, match="every engine failed") as failed:
+        client.synthesize("Nothing can say this.", quality="hopeless")
+    assert failed.value.job.status == "failed"
+
+
+def test_wait_times_out_naming_the_job(client: Client) -> None:
+    job = client.submit("A slow engine holds this one up.", quality="slow")
+    with pytest.raises(TimeoutError, match=rf"job {job.id} is still (queued|running) after 0.2 s"):
+        client.wait(job, timeout=0.2)
+    assert client.wait(job, timeout=60).status == "succeeded"
+
+
+def test_upload_a_voice_and_speak_with_it(client: Client, speech_wav: bytes) -> None:
+    voice = client.upload_voice("Narrator", "en-US", speech_wav, consent=True, description="calm")
+    assert voice.cloned and voice.description == "calm" and voice.analysis.sample_rate == 22050
+    assert voice.id in {v.id for v in client.voices() if v.cloned}
+    job = client.wait(client.submit("Spoken with my uploaded voice.", voice=voice.id))
+    assert job.status == "succeeded" and job.voice == voice.id
+    with pytest.raises(Invalid, match="consent must be true"):
+        client.upload_voice("Someone", "en", speech_wav, consent=False)
+    client.delete_voice(voice.id)
+    assert voice.id not in {v.id for v in client.voices()}
+
+
+class Scripted(ThreadingHTTPServer):
+    """A stand-in farm: answers each request with the next (status, headers, body) of its script,
+    and records what it was sent."""
+
+    def __init__(self, script: list[tuple[int, dict[str, str], bytes | dict]]) -> None:
+        self.script = list(script)
+        self.requests: list[tuple[str, str, Message]] = []
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server_port}"
+
+    def __enter__(self) -> Scripted:
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: Scripted
+
+    def answer(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.server.requests.append((self.command, self.path, self.headers))
+        status, headers, body = self.server.script.pop(0)
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        for name, value in {"Content-Length": str(len(data)), **headers}.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = answer
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+QUEUED = {"id": "j1", "status": "queued", "format": "wav", "content_key": "k"}
+BUSY = (503, {}, {"error": "broker unavailable, job not accepted"})
+
+
+def test_submit_retries_transient_errors_with_one_idempotency_key() -> None:
+    with Scripted([BUSY, (502, {}, b"<html>bad gateway</html>"), (202, {}, QUEUED)]) as server, \
+            Client(server.url, "key", backoff=0.01) as client:
+        assert client.submit("Hello.").id == "j1"
+    keys = [headers["Idempotency-Key"] for _, _, headers in server.requests]
+    assert len(keys) == 3 and keys[0] and len(set(keys)) == 1
+
+
+def test_async_client_retries_too() -> None:
+    async def run() -> str | None:
+        async with AsyncClient(server.url, "key", backoff=0.01) as client:
+            return (await client.submit("Hello.", idempotency_key="mine")).id
+
+    with Scripted([(429, {"Retry-After": "0"}, {"error": "slow down"}), (202, {}, QUEUED)]) as server:
+        assert asyncio.run(run()) == "j1"
+    assert [headers["Idempotency-Key"] for _, _, headers in server.requests] == ["mine", "mine"]
+
+
+def test_what_is_not_retried_and_giving_up() -> None:
+    refused = (422, {}, {"error": "text is empty"})
+    with Scripted([refused, BUSY, BUSY, BUSY, BUSY, (502, {}, {"error": "bad gateway"})]) as server:
+        with Client(server.url, "key", retries=3, backoff=0.01) as client:
+            with pytest.raises(Invalid, match="text is empty"):  # a 4xx is final
+                client.submit(" ")
+            assert len(server.requests) == 1
+            with pytest.raises(Unavailable, match="503: broker unavailable"):  # 1 try + 3 retries
+                client.submit("Hello.")
+            assert len(server.requests) == 5
+            # An upload is not idempotent: after a 502 it may have happened, so it is not repeated.
+            with pytest.raises(Unavailable, match="502: bad gateway"):
+                client.upload_voice("Narrator", "en", b"RIFF", consent=True)
+            assert len(server.requests) == 6
+    with Client(f"http://127.0.0.1:{free_port()}", "key", backoff=0.01) as client, \
+            pytest.raises(Unavailable, match="ConnectError"):  # nobody listening, even after retries
+        client.get("j1")
+
+
+def test_download_follows_a_redirect_without_the_api_key() -> None:
+    with Scripted([(200, {}, b"audio bytes")]) as store:
+        moved = (307, {"Location": f"{store.url}/audio/k.wav?X-Amz-Signature=s"}, b"")
+        with Scripted([moved]) as api, Client(api.url, "secret-key") as client:
+            job = JobOut.model_validate({**QUEUED, "status": "succeeded", "audio_url": f"{api.url}/v1/jobs/j1/audio"})
+            assert client.download(job) == b"audio bytes"
+    assert api.requests[0][2]["X-API-Key"] == "secret-key"
+    assert store.requests[0][1] == "/audio/k.wav?X-Amz-Signature=s" and "X-API-Key" not in store.requests[0][2]
+
+
+def test_verify_signature() -> None:
+    body, secret, now = b'{"event": "job.finished", "job": {"id": "j1"}}', "tenant-secret", int(time.time())
+    mac = hmac.new(secret.encode(), f"{now}.".encode() + body, hashlib.sha256).hexdigest()
+    header = f"t={now},v1={mac}"
+    assert signature(secret, body, now) == header
+    assert verify_signature(secret, body, header)
+    assert verify_signature(secret, body, f"t={now},v1={'0' * 64},v1={mac}")  # secrets being rotated
+    assert not verify_signature(secret, body + b" ", header)  # tampered body
+    assert not verify_signature("another-secret", body, header)
+    assert not verify_signature(secret, body, signature(secret, body, now - 301))  # too old: a replay
+    assert verify_signature(secret, body, signature(secret, body, now - 3600), tolerance=7200)
+    for garbage in ("", "v1=" + mac, f"t=soon,v1={mac}", "t", f"t={now}"):
+        assert not verify_signature(secret, body, garbage), garbage
+
+
+def test_batches(client: Client) -> None:
+    phrases = ["The first line of the batch.", "The second line of the batch."]
+    batch = client.create_batch(phrases=phrases, voices=["en_US-joe-medium"], format="wav")
+    assert batch.total == 2 and batch.status in ("running", "done")
+    done = client.wait_batch(batch.id, timeout=120)
+    assert done.status == "done" and done.progress == 1 and done.counts.succeeded == 2 and not done.failed
+    assert sorted((item.index, item.text) for item in done.manifest) == list(enumerate(phrases))
+    for item in done.manifest:
+        assert sf.info(io.BytesIO(client.download(item))).samplerate == 22050
