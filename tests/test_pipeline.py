@@ -69,14 +69,13 @@ def test_identical_request_is_a_cache_hit_without_synthesis(http: httpx.Client) 
     assert fetched.status_code == 200 and sf.info(io.BytesIO(fetched.content)).format == "FLAC"
 
 
-def test_other_format_or_speed_is_new_audio(http: httpx.Client) -> None:
+def test_other_speed_is_new_speech_other_format_a_new_file(http: httpx.Client) -> None:
     base = {"text": "Formats and speeds make different audio."}
-    keys = set()
-    for extra in ({}, {"format": "mp3"}, {"speed": 1.5}):
-        job = wait_final(http, http.post("/v1/jobs", json={**base, **extra}).json()["id"])
-        assert job["status"] == "succeeded", job
-        keys.add(job["content_key"])
-    assert len(keys) == 3
+    first = wait_final(http, http.post("/v1/jobs", json=base).json()["id"])
+    slower = wait_final(http, http.post("/v1/jobs", json={**base, "speed": 0.8}).json()["id"])
+    assert first["status"] == slower["status"] == "succeeded" and slower["duration"] > first["duration"]
+    mp3 = http.post("/v1/jobs", json={**base, "format": "mp3"}).json()  # converted, not synthesized
+    assert mp3["cache"] == "hit" and len({first["content_key"], slower["content_key"], mp3["content_key"]}) == 3
 
 
 def test_identical_requests_in_flight_share_one_synthesis(http: httpx.Client, other_key: str) -> None:

@@ -88,6 +88,19 @@ def worker(
 
 
 @app.command()
+def webhooks(concurrency: Annotated[int, typer.Option(help="Callbacks delivered at once.")] = 8) -> None:
+    """Deliver job and batch callbacks (their own queue: a slow receiver never holds a synthesis)."""
+    from voicefarm.queue import app as celery
+    from voicefarm.webhooks import QUEUE
+
+    argv = ["worker", "-Q", QUEUE, "-P", "threads", "-c", str(concurrency), "-n", f"webhooks.{os.getpid()}@%h",
+            "--loglevel", "info"]
+    if get_settings().embedded_broker:
+        argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    celery.worker_main(argv)
+
+
+@app.command()
 def flower(
     port: Annotated[int, typer.Option()] = 5555,
     address: Annotated[str, typer.Option()] = "127.0.0.1",
@@ -186,6 +199,63 @@ def say(
             console.print(f"[red]{e}[/red]")
             raise typer.Exit(1) from None
     console.print(f"{output}: {job.duration:.2f} s of audio from {job.engine} (job {job.id or 'cache hit'})")
+
+
+@app.command()
+def pregen(
+    phrases: Annotated[Path, typer.Argument(help="A text file: one phrase a line (blank lines skipped).")],
+    voice: Annotated[list[str], typer.Option(help="A voice id; repeat for several.")] = [],  # noqa: B006
+    quality: Annotated[Optional[str], typer.Option()] = None,
+    format: Annotated[str, typer.Option()] = "wav",
+    manifest: Annotated[Optional[Path], typer.Option(help="Write text → URL as .csv or .json.")] = None,
+) -> None:
+    """Pre-generate phrases × voices as one batch, with a live progress bar. Run again after an
+    interruption: finished items come back from the cache at once, unfinished ones join the
+    synthesis already running."""
+    import csv
+    import json
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from voicefarm.client import Client, FarmError
+
+    texts = [line.strip() for line in phrases.read_text().splitlines() if line.strip()]
+    settings = get_settings()
+    url = os.environ.get("VOICEFARM_URL", settings.base_url.rstrip("/"))
+    with Client(url, _api_key(settings)) as client:
+        try:
+            batch = client.create_batch(phrases=texts, voices=voice or None, quality=quality, format=format)
+        except FarmError as e:
+            console.print(f"[red]{e}[/red]")
+            raise typer.Exit(1) from None
+        columns = (TextColumn("batch {task.fields[batch]}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
+        started = time.monotonic()
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("pregen", total=batch.total, batch=batch.id, rate="")
+            while True:
+                done = batch.counts.succeeded + batch.counts.failed
+                rate = done / max(time.monotonic() - started, 1e-6)
+                progress.update(task, completed=done, rate=f"{rate:.1f} items/s")
+                if batch.status == "done":
+                    break
+                time.sleep(0.5)
+                batch = client.get_batch(batch.id)
+    for failure in batch.failed:
+        console.print(f"[red]item {failure.index} ({failure.text!r}, {failure.voice}): {failure.error}[/red]")
+    rows = [{"text": i.text, "voice": i.voice, "format": i.format, "url": i.audio_url} for i in batch.manifest]
+    if manifest is not None:
+        if manifest.suffix == ".json":
+            manifest.write_text(json.dumps(rows, indent=2))
+        else:
+            with manifest.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=["text", "voice", "format", "url"])
+                writer.writeheader()
+                writer.writerows(rows)
+    console.print(f"batch {batch.id}: {batch.counts.succeeded} succeeded, {batch.counts.failed} failed"
+                  + (f"; manifest {manifest}" if manifest else ""))
+    if batch.counts.failed:
+        raise typer.Exit(2)
 
 
 @keys_app.command("create")

@@ -25,7 +25,7 @@ from typing import Any, BinaryIO, Literal, TypeVar
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
-from voicefarm.schemas import ClonedVoiceOut, JobOut, VoiceOut
+from voicefarm.schemas import BatchItem, BatchOut, ClonedVoiceOut, JobOut, VoiceOut
 
 FINAL = ("succeeded", "failed")
 POLL_FIRST, POLL_MAX = 0.05, 1.0
@@ -81,39 +81,6 @@ def error_from(response: httpx.Response) -> FarmError:
         message = response.text
     status = response.status_code
     return ERRORS.get(status, Unavailable if status == 429 or status >= 500 else FarmError)(status, message)
-
-
-class BatchCounts(BaseModel):
-    queued: int
-    running: int
-    succeeded: int
-    failed: int
-
-
-class BatchFailure(BaseModel):
-    index: int
-    text: str
-    voice: str | None
-    error: str | None
-
-
-class BatchItem(BaseModel):
-    index: int
-    text: str
-    voice: str | None
-    format: str
-    job_id: str | None
-    audio_url: str | None
-
-
-class BatchOut(BaseModel):
-    id: str
-    status: Literal["running", "done"]
-    total: int
-    counts: BatchCounts
-    progress: float
-    failed: list[BatchFailure] = []
-    manifest: list[BatchItem] = []  # complete once the batch is done
 
 
 M = TypeVar("M", JobOut, BatchOut)

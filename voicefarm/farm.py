@@ -50,6 +50,7 @@ class Farm:
         self._spawn("api", "api")
         for engine in self.workers:
             self._spawn(f"worker-{engine}", "worker", "--engine", engine, python=self.python_for(engine))
+        self._spawn("webhooks", "webhooks")
         self._spawn("reconciler", "reconcile", "--every", str(self.settings.reconcile_after_seconds / 2))
 
     def wait_ready(self, timeout: float = 120.0) -> None:

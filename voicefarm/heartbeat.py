@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 from datetime import timedelta
 
@@ -48,15 +49,16 @@ def beat(name: str, engine: str) -> None:
 
 
 class Heartbeat(bootsteps.StartStopStep):
-    """Celery worker step: beat every `heartbeat_seconds` from the worker's own timer."""
-
-    requires = {"celery.worker.components:Timer"}
+    """Celery worker step: beat every `heartbeat_seconds` from a thread of the worker's main
+    process. Not from the worker's event-loop timer: that is reset when the consumer reconnects
+    after losing the broker, and the engine would look dead for good."""
 
     def __init__(self, worker, **kwargs) -> None:
         super().__init__(worker, **kwargs)
         self.engine = os.environ.get("VOICEFARM_WORKER_ENGINE", "")
         self.name = f"{self.engine}@{socket.gethostname()}:{os.getpid()}"
-        self.timer_ref = None
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
 
     def _beat(self) -> None:
         try:
@@ -64,13 +66,23 @@ class Heartbeat(bootsteps.StartStopStep):
         except Exception:  # a database blip must not stop the worker; the next beat retries
             log.warning("heartbeat failed", exc_info=True)
 
+    def _run(self) -> None:
+        interval = get_settings().heartbeat_seconds
+        while not self.stopping.wait(interval):
+            self._beat()
+
     def start(self, worker) -> None:
         if self.engine:
+            # The first beat runs here, before the thread exists: it imports the database driver
+            # and builds the engine. A pool child forked while a thread held an import lock
+            # would wait on that lock for ever.
             self._beat()
-            self.timer_ref = worker.timer.call_repeatedly(get_settings().heartbeat_seconds, self._beat, priority=10)
+            self.thread = threading.Thread(target=self._run, name="voicefarm-heartbeat", daemon=True)
+            self.thread.start()
 
     def stop(self, worker) -> None:
-        if self.timer_ref is not None:
-            self.timer_ref.cancel()
+        if self.thread is not None:
+            self.stopping.set()
+            self.thread.join(5)
             with db.session() as s:
                 s.execute(delete(Worker).where(Worker.name == self.name))

@@ -17,7 +17,7 @@ from voicefarm.cache import AudioCache, CachedAudio
 from voicefarm.catalog import Catalog, Route
 from voicefarm.engines.base import Voice
 from voicefarm import renditions
-from voicefarm.models import ACTIVE, Job, Rendition, Status
+from voicefarm.models import ACTIVE, Job, Rendition, Status, utcnow
 from voicefarm.schemas import JobRequest
 from voicefarm.settings import Settings
 from voicefarm.storage import Store
@@ -100,15 +100,16 @@ def plan(request: JobRequest, voice: Voice | None, settings: Settings, catalog: 
 
 
 def submit(session: Session, cache: AudioCache, store: Store, tenant_id: str, p: Plan, *, live: set[str],
-           idempotency_key: str | None = None) -> tuple[Job | CachedAudio, bool]:
+           idempotency_key: str | None = None, **extra: object) -> tuple[Job | CachedAudio, bool]:
     """The cached audio if it exists, else a job row, committed; and whether the caller must
     enqueue it (a new job that leads its own synthesis).
 
     Audio that exists in another format or rate is converted from its lossless master, not
-    synthesized again. The job starts on the first engine of its chain with a live worker (the first engine when
-    none has one: it waits in that queue). A job whose identical request is already in flight
+    synthesized again. The job starts on the first engine of its chain with a live worker (the
+    first engine when none has one: it waits in that queue). A job whose identical request is already in flight
     becomes its follower and is not enqueued: the leader's synthesis completes both. A repeated
-    idempotency key returns the tenant's first job with that key.
+    idempotency key returns the tenant's first job with that key. `extra` sets other job fields
+    (callback_url, batch_id, batch_index).
     """
     if idempotency_key is not None:
         first = earlier(session, tenant_id, idempotency_key)
@@ -118,22 +119,7 @@ def submit(session: Session, cache: AudioCache, store: Store, tenant_id: str, p:
     if hit is not None:
         return hit, False
     start = next((i for i, r in enumerate(p.routes) if r.engine in live), 0)
-    fields = dict(
-        tenant_id=tenant_id,
-        text=p.text,
-        voice=p.voice.id,
-        voice_version=p.voice.version,
-        language=p.language,
-        quality=p.quality,
-        format=p.format,
-        speed=p.speed,
-        output_rate=p.sample_rate,
-        chain=[{"engine": r.engine, "voice": r.voice.id, "cloned": r.voice.cloned, "key": k, "source": src}
-               for r, k, src in zip(p.routes, p.keys, p.sources)],
-        engine=p.routes[start].engine,
-        content_key=p.keys[start],
-        idempotency_key=idempotency_key,
-    )
+    fields = job_fields(tenant_id, p, start, idempotency_key=idempotency_key, **extra)
     job = Job(**fields)
     session.add(job)
     try:
@@ -157,6 +143,35 @@ def submit(session: Session, cache: AudioCache, store: Store, tenant_id: str, p:
         follow(job, leader)
         session.commit()
     return job, False
+
+
+def job_fields(tenant_id: str, p: Plan, start: int, **extra: object) -> dict:
+    """A job row's fields for a plan, starting on route `start`."""
+    return dict(
+        tenant_id=tenant_id,
+        text=p.text,
+        voice=p.voice.id,
+        voice_version=p.voice.version,
+        language=p.language,
+        quality=p.quality,
+        format=p.format,
+        speed=p.speed,
+        output_rate=p.sample_rate,
+        chain=[{"engine": r.engine, "voice": r.voice.id, "cloned": r.voice.cloned, "key": k, "source": src}
+               for r, k, src in zip(p.routes, p.keys, p.sources)],
+        engine=p.routes[start].engine,
+        content_key=p.keys[start],
+        **extra,
+    )
+
+
+def finished_from_cache(tenant_id: str, p: Plan, hit: CachedAudio, **extra: object) -> Job:
+    """A job that needs no synthesis (a batch item already cached): recorded as done."""
+    now = utcnow()
+    job = Job(**job_fields(tenant_id, p, 0, **extra))
+    job.status, job.engine, job.content_key, job.object_key = Status.succeeded.value, hit.engine, hit.content_key, hit.object_key
+    job.duration, job.sample_rate, job.started_at, job.finished_at = hit.duration, hit.sample_rate, now, now
+    return job
 
 
 def convert_master(session: Session, store: Store, cache: AudioCache, p: Plan) -> CachedAudio | None:

@@ -25,7 +25,7 @@ def broker_options(settings: Settings) -> dict:
 
 
 def make_celery(settings: Settings) -> Celery:
-    app = Celery("voicefarm", broker=settings.broker_url, include=["voicefarm.tasks"])
+    app = Celery("voicefarm", broker=settings.broker_url, include=["voicefarm.tasks", "voicefarm.webhooks"])
     app.conf.update(
         broker_transport_options=broker_options(settings),
         broker_connection_retry_on_startup=True,
@@ -57,8 +57,11 @@ def route_options(engine: str, settings: Settings) -> dict:
     return {"queue": queue_name(engine), "soft_time_limit": soft, "time_limit": hard}
 
 
-def enqueue(job_id: str, engine: str, settings: Settings) -> None:
+INTERACTIVE, BATCH = 0, 9  # Redis serves priority 0 first: batches never starve interactive jobs
+
+
+def enqueue(job_id: str, engine: str, settings: Settings, *, batch: bool = False) -> None:
     """Send a job to its engine's queue. The task id is the job id (the reconciler looks for it),
     and a run that dies without reporting calls `voicefarm.lost` to move the job on."""
-    app.send_task("voicefarm.synthesize", args=[job_id], task_id=job_id,
+    app.send_task("voicefarm.synthesize", args=[job_id], task_id=job_id, priority=BATCH if batch else INTERACTIVE,
                   link_error=app.signature("voicefarm.lost"), **route_options(engine, settings))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 
 class JobRequest(BaseModel):
@@ -19,6 +19,8 @@ class JobRequest(BaseModel):
                                            "(raw 16-bit little-endian mono).")
     speed: float = Field(1.0, description="Speaking rate; 1.0 is the voice's natural pace.")
     sample_rate: int | None = Field(None, description="Output rate in Hz (8000–48000); the engine's own if omitted.")
+    callback_url: HttpUrl | None = Field(None, description="POSTed the finished job, signed with the tenant's "
+                                                           "webhook secret (X-Voicefarm-Signature).")
 
 
 class AttemptOut(BaseModel):
@@ -93,3 +95,76 @@ class Problem(BaseModel):
     """Every error the API returns: a message that names the problem."""
 
     error: str
+
+
+class BatchItemRequest(JobRequest):
+    callback_url: None = Field(None, exclude=True, description="Not per item: give the batch a callback_url.")
+
+
+class BatchRequest(BaseModel):
+    """Items, or phrases × voices with shared options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[BatchItemRequest] | None = None
+    phrases: list[str] | None = None
+    voices: list[str] | None = Field(None, description="With phrases: each phrase in each voice.")
+    language: str | None = None
+    quality: str | None = None
+    format: str = "wav"
+    speed: float = 1.0
+    sample_rate: int | None = None
+    callback_url: HttpUrl | None = Field(None, description="POSTed the finished batch, signed like job callbacks.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> BatchRequest:
+        if (self.items is None) == (self.phrases is None):
+            raise ValueError("give either items or phrases (with voices)")
+        return self
+
+    def expand(self) -> list[BatchItemRequest]:
+        if self.items is not None:
+            return self.items
+        shared = {"language": self.language, "quality": self.quality, "format": self.format, "speed": self.speed,
+                  "sample_rate": self.sample_rate}
+        return [BatchItemRequest(text=text, voice=voice, **shared) for voice in (self.voices or [None])
+                for text in self.phrases]
+
+
+class BatchCounts(BaseModel):
+    queued: int = 0
+    running: int = 0
+    succeeded: int = 0
+    failed: int = 0
+
+
+class BatchFailure(BaseModel):
+    index: int
+    text: str
+    voice: str | None
+    error: str | None
+
+
+class BatchItem(BaseModel):
+    index: int
+    text: str
+    voice: str | None
+    format: str
+    job_id: str | None
+    audio_url: str | None
+
+
+class BatchOut(BaseModel):
+    id: str
+    status: Literal["running", "done"]
+    total: int
+    counts: BatchCounts
+    progress: float
+    poll_url: str | None = None
+    failed: list[BatchFailure] = []
+    manifest: list[BatchItem] = Field([], description="Every item's audio, once the batch is done.")
+
+
+class TenantOut(BaseModel):
+    id: str
+    webhook_secret: str = Field(description="Verifies callbacks: HMAC-SHA256 of '<t>.<body>'.")

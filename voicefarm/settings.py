@@ -42,6 +42,8 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    public_url: str = ""  # how clients reach the API (for URLs in webhooks); default http://api_host:api_port
+    batch_max_items: int = 10_000
     flower_basic_auth: str | None = None  # "user:password"; Flower will not start without it
     # POST /v1/audio/speech, for OpenAI clients: model -> quality tier; OpenAI voice name -> farm
     # voice (one not listed speaks in default_voice); how long it waits for a job before a 504.
@@ -133,6 +135,10 @@ class Settings(BaseSettings):
     @property
     def embedded_broker(self) -> bool:
         return self.broker_url.startswith("filesystem://")
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/") + "/"
 
     @property
     def longest_task(self) -> int:

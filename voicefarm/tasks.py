@@ -19,11 +19,11 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from celery import signals
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from voicefarm import db, engines, quality, reference, renditions
+from voicefarm import batches, db, engines, quality, reference, renditions, webhooks
 from voicefarm.audio import MASTER, content_type, encode
 from voicefarm.cache import CachedAudio, get_cache
 from voicefarm.engines.base import Engine, SynthesisRequest
@@ -111,7 +111,9 @@ def lost(request, exc, traceback) -> None:
     engine = (request.delivery_info or {}).get("routing_key", "").removeprefix("tts.")
     following = reroute(job_id, None, f"{type(exc).__name__}: {exc}", engine=engine)
     if following is not None:
-        enqueue(job_id, following, get_settings())
+        with db.session() as s:
+            in_batch = s.get(Job, job_id).batch_id is not None
+        enqueue(job_id, following, get_settings(), batch=in_batch)
 
 
 def begin(job_id: str, engine: str) -> Run | None:
@@ -219,11 +221,19 @@ def move(s: Session, job: Job, route: dict) -> str | None:
 
 
 def settle(s: Session, job: Job, outcome: dict) -> None:
-    """Write a final outcome on a job and every follower waiting on it."""
+    """Write a final outcome on a job and every follower waiting on it; then finish their
+    batches and announce their callbacks."""
+    followers = s.execute(select(Job.id, Job.batch_id, Job.callback_url)
+                          .where(Job.leader_id == job.id, Job.status.in_(ACTIVE))).all()
     for field, value in outcome.items():
         setattr(job, field, value)
     s.execute(update(Job).where(Job.leader_id == job.id, Job.status.in_(ACTIVE))
               .values(**outcome, started_at=job.started_at))
+    for job_id, _, callback in [(job.id, job.batch_id, job.callback_url), *followers]:
+        if callback:
+            webhooks.announce_after_commit(s, "job", job_id)
+    s.flush()
+    batches.finish_if_done(s, [job.batch_id, *(batch_id for _, batch_id, _ in followers)])
 
 
 def finish(job_id: str, attempt_id: int, *, audio: CachedAudio, seconds: float) -> bool:

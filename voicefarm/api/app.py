@@ -10,7 +10,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 
 from voicefarm import __version__
-from voicefarm.api import admin, health, jobs, openai, voices
+from voicefarm.api import admin, batches, health, jobs, openai, voices
 
 
 def _field(loc: tuple) -> str:
@@ -19,7 +19,7 @@ def _field(loc: tuple) -> str:
 
 def create_app() -> FastAPI:
     app = FastAPI(title="voicefarm", version=__version__, description="Distributed text-to-speech farm.")
-    for module in (health, jobs, voices, openai, admin):
+    for module in (health, jobs, batches, voices, openai, admin):
         app.include_router(module.router)
 
     @app.exception_handler(HTTPException)

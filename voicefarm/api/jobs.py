@@ -16,52 +16,14 @@ from voicefarm.cache import CachedAudio, get_cache
 from voicefarm.metrics import cache_requests
 from voicefarm.models import Job, Rendition, Status
 from voicefarm.queue import enqueue
-from voicefarm.schemas import AttemptOut, JobOut, JobRequest, Problem, Timings
+from voicefarm.schemas import JobOut, JobRequest, Problem
+from voicefarm.views import cached_out, job_out
 from voicefarm.settings import get_settings
 from voicefarm.storage import get_store
 from voicefarm.voices import cloned_voice
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 errors = {code: {"model": Problem} for code in (400, 401, 404, 409, 422, 503)}
-
-
-def audio_url(request: Request, object_key: str) -> str:
-    return f"{request.base_url}v1/{object_key}"
-
-
-def job_out(job: Job, request: Request) -> JobOut:
-    done = job.status == Status.succeeded.value
-    return JobOut(
-        id=job.id,
-        status=job.status,
-        poll_url=str(request.url_for("get_job", job_id=job.id)),
-        engine=job.engine,
-        voice=job.voice,
-        spoken_voice=job.route["voice"],
-        language=job.language,
-        quality=job.quality,
-        format=job.format,
-        content_key=job.content_key,
-        audio_url=audio_url(request, job.object_key) if done and job.object_key else None,
-        duration=job.duration,
-        sample_rate=job.sample_rate,
-        synthesis_seconds=job.synthesis_seconds,
-        error=job.error,
-        timings=Timings(queued=job.created_at, started=job.started_at, finished=job.finished_at),
-        attempts=[
-            AttemptOut(engine=a.engine, worker=a.worker, outcome=a.outcome, error=a.error,
-                       started_at=a.started_at, finished_at=a.finished_at)
-            for a in job.attempts
-        ],
-    )
-
-
-def cached_out(hit: CachedAudio, request: Request) -> JobOut:
-    return JobOut(
-        id=None, status="succeeded", cache="hit", engine=hit.engine, format=hit.format,
-        content_key=hit.content_key, audio_url=audio_url(request, hit.object_key),
-        duration=hit.duration, sample_rate=hit.sample_rate,
-    )
 
 
 @router.post("/jobs", status_code=202, response_model=JobOut, responses=errors)
@@ -78,8 +40,8 @@ async def create_job(
     result = await accept(s, caller.tenant_id, body, idempotency_key)
     if isinstance(result, CachedAudio):
         response.status_code = 200
-        return cached_out(result, request)
-    return job_out(result, request)
+        return cached_out(result, str(request.base_url))
+    return job_out(result, str(request.base_url))
 
 
 async def accept(s: Session, tenant_id: str, body: JobRequest, idempotency_key: str | None = None) -> Job | CachedAudio:
@@ -95,14 +57,16 @@ async def accept(s: Session, tenant_id: str, body: JobRequest, idempotency_key: 
     # Hot path: the preferred rendition is in Redis; no thread, no database. A retry with an
     # idempotency key skips it, to get its first job back.
     hit = None if idempotency_key else await get_cache().peek(p.keys[0])
-    result = hit or await run_in_threadpool(submit, s, tenant_id, p, idempotency_key)
+    callback = str(body.callback_url) if body.callback_url else None
+    result = hit or await run_in_threadpool(submit, s, tenant_id, p, idempotency_key, callback_url=callback)
     cache_requests.labels("hit" if isinstance(result, CachedAudio) else "miss").inc()
     return result
 
 
-def submit(s: Session, tenant_id: str, p: jobs.Plan, idempotency_key: str | None) -> Job | CachedAudio:
+def submit(s: Session, tenant_id: str, p: jobs.Plan, idempotency_key: str | None,
+           callback_url: str | None = None) -> Job | CachedAudio:
     result, new = jobs.submit(s, get_cache(), get_store(), tenant_id, p, live=get_live()(),
-                              idempotency_key=idempotency_key)
+                              idempotency_key=idempotency_key, callback_url=callback_url)
     if new:
         try:
             enqueue(result.id, result.engine, get_settings())
@@ -122,7 +86,7 @@ def owned_job(s: DB, caller: Caller, job_id: str) -> Job:
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=errors)
 def get_job(job_id: str, request: Request, s: DB, caller: Caller) -> JobOut:
-    return job_out(owned_job(s, caller, job_id), request)
+    return job_out(owned_job(s, caller, job_id), str(request.base_url))
 
 
 def serve(object_key: str, fmt: str) -> Response:
