@@ -43,7 +43,9 @@ def test_s3_presigned_url_serves_the_object() -> None:
 
 
 def test_s3_check_fails_for_a_missing_bucket() -> None:
-    with pytest.raises(Exception):
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError):
         open_store(Settings(storage_url="s3://no-such-bucket")).check()
 
 
