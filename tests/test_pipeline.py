@@ -128,3 +128,17 @@ def test_openapi_is_served(http: httpx.Client) -> None:
     spec = http.get("/openapi.json").json()
     assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/audio", "/v1/voices", "/healthz"} <= set(spec["paths"])
     assert http.get("/docs").status_code == 200
+
+
+def test_say_writes_the_audio(farm, api_key: str, tmp_path) -> None:
+    import os
+    import subprocess
+
+    env = {**os.environ, "VOICEFARM_URL": farm.url, "VOICEFARM_API_KEY": api_key}
+    out = tmp_path / "hello.flac"
+    done = subprocess.run(["voicefarm", "say", "Hello from the command line.", "-o", str(out), "--quality", "fast"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "from piper" in done.stdout and sf.info(str(out)).format == "FLAC"
+    bad = subprocess.run(["voicefarm", "say", "  ", "-o", str(out)], env=env, capture_output=True, text=True)
+    assert bad.returncode == 1 and "text is empty" in bad.stdout
