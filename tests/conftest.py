@@ -12,6 +12,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -71,6 +72,8 @@ ENV = {
     "VOICEFARM_WORKER_DEAD_AFTER_SECONDS": "4",
     "VOICEFARM_XTTS_MODEL_DIR": str(TMP / "xtts-model"),
     "HF_HUB_OFFLINE": "1",  # nothing is downloaded at test time
+    # The tests run this environment's commands (voicefarm, rclone) whether or not it is activated.
+    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
 }
 os.environ.update(ENV)
 
