@@ -21,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from rich.console import Console
 
+from tests.synthetic import voiced_signal
 from voicefarm.engines.base import SynthesisRequest
 from voicefarm.engines.xtts import INFERENCE_OPTIONS, REFERENCE_RATE, REQUIRED_FILES, SAMPLE_RATE, XttsEngine
 
@@ -66,17 +66,6 @@ class Result:
     rtf: list[float]  # per phrase: synthesis wall / audio seconds
     ttfc_s: list[float]  # per phrase: streaming, until the first chunk is yielded
     chunk_s: list[float]  # per phrase: the first chunk's audio seconds
-
-
-def voiced_signal(seconds: float, sample_rate: int, f0: float = 140.0, seed: int = 0) -> np.ndarray:
-    """A voice-like reference, as in tests/xtts/conftest.py: vibrato'd harmonics, syllable envelope, noise."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.03 * np.sin(2 * np.pi * 5 * t))) / sample_rate
-    harmonics = sum(np.sin(k * phase) / k for k in range(1, 12))
-    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t) ** 2
-    signal = 0.2 * envelope * harmonics + 0.01 * rng.standard_normal(len(t))
-    return signal.astype(np.float32)
 
 
 def checkpoint() -> Path:

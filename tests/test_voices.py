@@ -190,7 +190,7 @@ def test_cloning_with_xtts_end_to_end_then_purge(http: httpx.Client, speech) -> 
     second = wait_final(http, http.post("/v1/jobs", json={"text": "And once more, differently.", "voice": vid,
                                                           "quality": "high"}).json()["id"], timeout=180)
     assert second["status"] == "succeeded" and second["engine"] == "xtts"
-    assert worker_log_count(rf"computed speaker latents voices/{vid}/") == 1
+    assert worker_log_count(rf"latents: computed voices/{vid}/") == 1
 
     # A cloned voice on a tier whose engines cannot clone speaks its fallback voice, and says so.
     fallback = wait_final(http, http.post("/v1/jobs", json={"text": "Fallback please.", "voice": vid,

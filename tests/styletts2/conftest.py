@@ -41,25 +41,13 @@ socket.getaddrinfo = _refused_lookup
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "workers" / "styletts2"))
 from tiny_model import build_model_dir  # noqa: E402
 
+from tests.synthetic import DictStore, voiced_signal  # noqa: E402
 from voicefarm.engines.styletts2 import StyleTTS2Engine  # noqa: E402
 
 FRAMES_PER_TOKEN = 2
 # Samples per duration frame: the mel hop (300) doubled, as the decoder upsamples its frames
 # twice before the vocoder's 300x.
 FRAME_SAMPLES = 600
-
-
-class DictStore:
-    """The style-store interface over a dict."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
-
-    def get(self, key: str) -> bytes | None:
-        return self.data.get(key)
-
-    def put(self, key: str, data: bytes) -> None:
-        self.data[key] = data
 
 
 @pytest.fixture(scope="session")
@@ -78,17 +66,6 @@ def engine(model_dir: Path, store: DictStore) -> StyleTTS2Engine:
     engine = StyleTTS2Engine(model_dir, device="cpu", style_store=store)
     engine.load()
     return engine
-
-
-def voiced_signal(seconds: float = 4.0, sample_rate: int = 22_050, f0: float = 140.0, seed: int = 0) -> np.ndarray:
-    """A voice-like test signal: a vibrato'd harmonic series with a syllable envelope, plus noise."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.03 * np.sin(2 * np.pi * 5 * t))) / sample_rate
-    harmonics = sum(np.sin(k * phase) / k for k in range(1, 12))
-    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t) ** 2
-    signal = 0.2 * envelope * harmonics + 0.01 * rng.standard_normal(len(t))
-    return signal.astype(np.float32)
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import FRAME_SAMPLES, FRAMES_PER_TOKEN, DictStore, network_attempts, voiced_signal
+from conftest import FRAME_SAMPLES, FRAMES_PER_TOKEN, network_attempts
 
+from tests.synthetic import DictStore, voiced_signal
 from voicefarm.engines.base import Engine, SynthesisRequest
 from voicefarm.engines.styletts2 import CONFIG, END_PULSE_SAMPLES, FILES, SAMPLE_RATE, StyleTTS2Engine
 from voicefarm.engines.xtts import split_text

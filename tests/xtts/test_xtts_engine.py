@@ -8,25 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MAX_GEN_TOKENS, voiced_signal
+from conftest import MAX_GEN_TOKENS
 
+from tests.synthetic import DictStore, voiced_signal
 from voicefarm.engines.base import Engine, SynthesisRequest
 from voicefarm.engines.xtts import LANGUAGES, SAMPLE_RATE, XttsEngine, join_pieces, split_text
 
 XTTS_LANGUAGES = {"en", "es", "fr", "de", "it", "pt", "pl", "tr", "ru", "nl", "cs", "ar", "zh", "hu", "ko", "ja", "hi"}
-
-
-class DictStore:
-    """The latents-store interface over a dict."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
-
-    def get(self, key: str) -> bytes | None:
-        return self.data.get(key)
-
-    def put(self, key: str, data: bytes) -> None:
-        self.data[key] = data
 
 
 def request(

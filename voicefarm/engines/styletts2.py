@@ -20,7 +20,6 @@ import hashlib
 import io
 import logging
 import tempfile
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -30,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from voicefarm.engines.base import Audio, Capabilities, SynthesisRequest
-from voicefarm.engines.xtts import BytesStore, join_pieces, split_text
+from voicefarm.engines.torchutil import BytesStore, VoiceCache, autocast, autocast_device, keep_fp32, pick_device
+from voicefarm.engines.xtts import join_pieces, split_text
 from voicefarm.settings import Settings
 from voicefarm.storage import LatentsStore
 
@@ -102,23 +102,10 @@ def _shift_right(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x[..., :1], x[..., :-1]], dim=-1)
 
 
-def _in_fp32(module: torch.nn.Module, device_type: str) -> None:
-    """Make `module` run in fp32, on fp32 inputs, inside an enclosing autocast."""
-    import torch
-    from torch.nn.utils.rnn import PackedSequence
-
-    forward: Callable[..., Any] = module.forward
-
-    def cast(x: Any) -> Any:
-        if isinstance(x, PackedSequence) or (isinstance(x, torch.Tensor) and x.is_floating_point()):
-            return x.float()
-        return x
-
-    def fp32_forward(*args: Any, **kwargs: Any) -> Any:
-        with torch.autocast(device_type, enabled=False):
-            return forward(*map(cast, args), **{k: cast(v) for k, v in kwargs.items()})
-
-    module.forward = fp32_forward  # type: ignore[method-assign]
+def _serialize_style(style: torch.Tensor) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, style.cpu().numpy(), allow_pickle=False)
+    return buffer.getvalue()
 
 
 class StyleTTS2Engine:
@@ -139,13 +126,17 @@ class StyleTTS2Engine:
         self.model_dir = Path(model_dir) if model_dir is not None else None
         self._device = device
         self._bf16 = bf16
-        self._cache_size = style_cache_size
-        self._store = style_store
-        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self._cache: VoiceCache[torch.Tensor] = VoiceCache(
+            style_cache_size, style_store, _serialize_style, self._deserialize_style, "styletts2 style"
+        )
         self._model: tuple[ModuleType, StyleTTS2] | None = None  # styletts2.tts and its model, once loaded
         self._model_version: str | None = None
         self._autocast_device: str | None = None  # set by load(): where bf16 autocast applies
-        self.styles_computed = 0  # how many times a style vector was computed, not found cached
+
+    @property
+    def styles_computed(self) -> int:
+        """How many times a style vector was computed, not found cached."""
+        return self._cache.computed
 
     # --- without torch -------------------------------------------------------------------
 
@@ -234,13 +225,7 @@ class StyleTTS2Engine:
         assert self.model_dir is not None
         import torch
 
-        device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
-        device_type = torch.device(device).type
-        if device_type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
-        elif not torch.cuda.is_available():
-            log.warning("no GPU: StyleTTS2 runs on CPU")
+        device = pick_device(self._device, "StyleTTS2")
 
         package = _import_package()
         printed = io.StringIO()  # the package prints as it loads ("Loading default model...")
@@ -255,20 +240,19 @@ class StyleTTS2Engine:
             tts = package.StyleTTS2(str(self.model_dir / CHECKPOINT), str(self._package_config(Path(scratch))))
         log.debug("styletts2 said while loading:\n%s", printed.getvalue())
         # The package chose its own device (CUDA whenever there is one).
-        tts.device = device
+        tts.device = str(device)
         for module in tts.model.values():
             module.to(device)
 
-        bf16 = self._bf16 if self._bf16 is not None else device_type == "cuda"
-        self._autocast_device = device_type if bf16 else None
-        if bf16:
+        self._autocast_device = autocast_device(device, self._bf16)
+        if self._autocast_device is not None:
             # Where bf16 does not hold: the style diffusion's noise schedule goes down to 1e-4;
             # the decoder's harmonic source integrates phase over every sample; an LSTM carries
             # its rounding from step to step (and oneDNN has no bf16 LSTM on CPUs without
             # AVX-512). PL-BERT, the convolutions and the projections run in bf16.
             lstms = [lstm for net in tts.model.values() for lstm in net.modules() if isinstance(lstm, torch.nn.LSTM)]
             for module in (tts.model.decoder, tts.model.diffusion.diffusion.net, *lstms):
-                _in_fp32(module, device_type)
+                keep_fp32(module, self._autocast_device)
         self._model_version = self._version()
         self._model = package, tts
         log.info("styletts2: loaded %s on %s", self._model_version, device)
@@ -279,11 +263,7 @@ class StyleTTS2Engine:
         return self._model
 
     def _autocast(self) -> contextlib.AbstractContextManager[object]:
-        import torch
-
-        if self._autocast_device is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self._autocast_device, dtype=torch.bfloat16)
+        return autocast(self._autocast_device)
 
     def _compute_style(self, samples: np.ndarray, sample_rate: int) -> torch.Tensor:
         """StyleTTS2.compute_style for one in-memory reference (the package's reads a file).
@@ -304,52 +284,17 @@ class StyleTTS2Engine:
         with torch.no_grad():
             return torch.cat([tts.model.style_encoder(mel), tts.model.predictor_encoder(mel)], dim=1)
 
-    def _from_store(self, reference_key: str) -> torch.Tensor | None:
+    def _deserialize_style(self, data: bytes) -> torch.Tensor:
         import torch
 
-        if self._store is None:
-            return None
-        try:
-            data = self._store.get(reference_key)
-        except Exception:
-            # The store only saves work; a job still succeeds by recomputing.
-            log.warning("styletts2: style store read failed; recomputing", exc_info=True)
-            return None
-        if data is None:
-            return None
         return torch.from_numpy(np.load(io.BytesIO(data), allow_pickle=False)).to(self._loaded()[1].device)
-
-    def _to_store(self, reference_key: str, style: torch.Tensor) -> None:
-        if self._store is None:
-            return
-        buffer = io.BytesIO()
-        np.save(buffer, style.cpu().numpy(), allow_pickle=False)
-        try:
-            self._store.put(reference_key, buffer.getvalue())
-        except Exception:
-            log.warning("styletts2: style store write failed", exc_info=True)
 
     def _style(self, request: SynthesisRequest) -> torch.Tensor:
         """The request's voice style: from the LRU, else the store, else computed once."""
         if request.reference is None:
             raise ValueError("StyleTTS2 clones voices: the request needs a reference sample")
-        key = request.reference_key
-        if key is None:
-            self.styles_computed += 1
-            return self._compute_style(*request.reference)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        style = self._from_store(key)
-        if style is None:
-            style = self._compute_style(*request.reference)
-            self.styles_computed += 1
-            log.info("styletts2: computed style %s", key)
-            self._to_store(key, style)
-        self._cache[key] = style
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return style
+        reference = request.reference
+        return self._cache.get(request.reference_key, lambda: self._compute_style(*reference))
 
     def _tokens(self, text: str) -> list[int]:
         """The package's text front end: gruut's IPA, nltk's word tokens joined by spaces, the

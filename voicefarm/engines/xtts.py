@@ -16,15 +16,14 @@ import io
 import logging
 import re
 import textwrap
-from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from functools import cached_property
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from voicefarm.engines.base import Audio, Capabilities, SynthesisRequest
+from voicefarm.engines.torchutil import BytesStore, VoiceCache, autocast, autocast_device, keep_fp32, pick_device
 from voicefarm.settings import Settings
 from voicefarm.storage import LatentsStore
 
@@ -52,13 +51,6 @@ INFERENCE_OPTIONS: dict[str, type] = {
 }
 
 Latents = tuple["torch.Tensor", "torch.Tensor"]  # (gpt_cond_latent, speaker_embedding)
-
-
-class BytesStore(Protocol):
-    """Persistent bytes by key, shared by workers, so a voice's latents outlive a process."""
-
-    def get(self, key: str) -> bytes | None: ...
-    def put(self, key: str, data: bytes) -> None: ...
 
 
 # A sentence runs to its closing punctuation plus the whitespace after it: Latin-script
@@ -101,25 +93,12 @@ def join_pieces(pieces: list[np.ndarray], sample_rate: int) -> np.ndarray:
     return out
 
 
-def _decode_in_fp32(module: torch.nn.Module, device_type: str) -> None:
-    """Make `module` run in fp32 inside an enclosing autocast.
-
-    Xtts.inference calls the HiFi-GAN decoder inside the same block as the GPT; under bf16
-    autocast its convolutions would run in bf16 and return a bf16 wav, which the
-    `.numpy()` at the end of inference refuses. The GPT keeps its bf16 speed-up.
-    """
+def _serialize_latents(latents: Latents) -> bytes:
     import torch
 
-    forward: Callable[..., torch.Tensor] = module.forward
-
-    def fp32_forward(*args: Any, **kwargs: Any) -> torch.Tensor:
-        def cast(x: Any) -> Any:
-            return x.float() if isinstance(x, torch.Tensor) and x.is_floating_point() else x
-
-        with torch.autocast(device_type, enabled=False):
-            return forward(*map(cast, args), **{k: cast(v) for k, v in kwargs.items()})
-
-    module.forward = fp32_forward  # type: ignore[method-assign]
+    buffer = io.BytesIO()
+    torch.save({"gpt_cond_latent": latents[0].cpu(), "speaker_embedding": latents[1].cpu()}, buffer)
+    return buffer.getvalue()
 
 
 class XttsEngine:
@@ -140,13 +119,17 @@ class XttsEngine:
         self.model_dir = Path(model_dir) if model_dir is not None else None
         self._device = device
         self._bf16 = bf16
-        self._cache_size = latents_cache_size
-        self._store = latents_store
-        self._cache: OrderedDict[str, Latents] = OrderedDict()
+        self._cache: VoiceCache[Latents] = VoiceCache(
+            latents_cache_size, latents_store, _serialize_latents, self._deserialize_latents, "xtts latents"
+        )
         self._model: Xtts | None = None
         self._model_version: str | None = None
         self._autocast_device: str | None = None  # set by load(): where bf16 autocast applies
-        self.latents_computed = 0  # how many times latents were computed, not found cached
+
+    @property
+    def latents_computed(self) -> int:
+        """How many times latents were computed, not found cached."""
+        return self._cache.computed
 
     # --- without torch -------------------------------------------------------------------
 
@@ -197,17 +180,10 @@ class XttsEngine:
         if problem := self._problem():
             raise FileNotFoundError(problem)
         assert self.model_dir is not None
-        import torch
         from TTS.tts.configs.xtts_config import XttsConfig
         from TTS.tts.models.xtts import Xtts
 
-        device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
-        device_type = torch.device(device).type
-        if device_type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
-        elif not torch.cuda.is_available():
-            log.warning("no GPU: XTTS runs on CPU")
+        device = pick_device(self._device, "XTTS")
 
         config = XttsConfig()
         config.load_json(str(self.model_dir / "config.json"))
@@ -216,10 +192,11 @@ class XttsEngine:
         model.load_checkpoint(config, checkpoint_dir=str(self.model_dir), use_deepspeed=False, eval=True)
         model.to(device)
 
-        bf16 = self._bf16 if self._bf16 is not None else device_type == "cuda"
-        self._autocast_device = device_type if bf16 else None
-        if bf16:
-            _decode_in_fp32(model.hifigan_decoder, device_type)
+        self._autocast_device = autocast_device(device, self._bf16)
+        if self._autocast_device is not None:
+            # Xtts.inference calls the HiFi-GAN decoder inside the same block as the GPT; in
+            # bf16 it would return a bf16 wav, which the `.numpy()` ending inference refuses.
+            keep_fp32(model.hifigan_decoder, self._autocast_device)
         self._model_version = self._version()
         self._model = model
         log.info("xtts: loaded %s on %s", self._model_version, device)
@@ -230,11 +207,7 @@ class XttsEngine:
         return self._model
 
     def _autocast(self) -> contextlib.AbstractContextManager[object]:
-        import torch
-
-        if self._autocast_device is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self._autocast_device, dtype=torch.bfloat16)
+        return autocast(self._autocast_device)
 
     def _compute_latents(self, samples: np.ndarray, sample_rate: int) -> Latents:
         """Xtts.get_conditioning_latents for one in-memory reference (coqui's takes paths)."""
@@ -258,55 +231,18 @@ class XttsEngine:
         )
         return gpt_cond_latent, speaker_embedding
 
-    def _from_store(self, reference_key: str) -> Latents | None:
+    def _deserialize_latents(self, data: bytes) -> Latents:
         import torch
 
-        if self._store is None:
-            return None
-        try:
-            data = self._store.get(reference_key)
-        except Exception:
-            # The store only saves work; a job still succeeds by recomputing.
-            log.warning("xtts: latents store read failed; recomputing", exc_info=True)
-            return None
-        if data is None:
-            return None
         saved = torch.load(io.BytesIO(data), map_location=self._loaded().device, weights_only=True)
         return saved["gpt_cond_latent"], saved["speaker_embedding"]
-
-    def _to_store(self, reference_key: str, latents: Latents) -> None:
-        import torch
-
-        if self._store is None:
-            return
-        buffer = io.BytesIO()
-        torch.save({"gpt_cond_latent": latents[0].cpu(), "speaker_embedding": latents[1].cpu()}, buffer)
-        try:
-            self._store.put(reference_key, buffer.getvalue())
-        except Exception:
-            log.warning("xtts: latents store write failed", exc_info=True)
 
     def _latents(self, request: SynthesisRequest) -> Latents:
         """The request's voice latents: from the LRU, else the store, else computed once."""
         if request.reference is None:
             raise ValueError("XTTS clones voices: the request needs a reference sample")
-        key = request.reference_key
-        if key is None:
-            self.latents_computed += 1
-            return self._compute_latents(*request.reference)
-        if key in self._cache:
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        latents = self._from_store(key)
-        if latents is None:
-            latents = self._compute_latents(*request.reference)
-            self.latents_computed += 1
-            log.info("xtts: computed speaker latents %s", key)
-            self._to_store(key, latents)
-        self._cache[key] = latents
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
-        return latents
+        reference = request.reference
+        return self._cache.get(request.reference_key, lambda: self._compute_latents(*reference))
 
     def _pieces(self, request: SynthesisRequest, language: str) -> Iterator[np.ndarray]:
         model = self._loaded()
