@@ -255,3 +255,12 @@ def test_cloning_with_styletts2_end_to_end(http: httpx.Client, speech) -> None:
     assert len(styles) == 1  # the style vector, stored under the voice so deleting it purges it
     assert http.delete(f"/v1/voices/{vid}").status_code == 204
     assert objects(f"voices/{vid}/") == []
+
+
+def test_styletts2_built_in_voice_end_to_end(http: httpx.Client) -> None:
+    assert "styletts2-default" in {v["id"] for v in http.get("/v1/voices").json()}
+    body = {"text": "No upload needed for this one.", "voice": "styletts2-default", "quality": "highest"}
+    job = wait_final(http, http.post("/v1/jobs", json=body).json()["id"], timeout=180)
+    assert job["status"] == "succeeded" and job["engine"] == "styletts2", (job["error"], job["attempts"])
+    samples, rate = sf.read(io.BytesIO(http.get(job["audio_url"], follow_redirects=True).content))
+    assert rate == 24000 and len(samples) > 0 and np.isfinite(samples).all()

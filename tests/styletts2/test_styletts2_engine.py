@@ -36,7 +36,7 @@ def piece_samples(engine: StyleTTS2Engine, text: str, frames_per_token: int = FR
 
 def test_tiny_model_has_every_file_at_the_smallest_sizes(model_dir: Path) -> None:
     written = {str(p.relative_to(model_dir)) for p in model_dir.rglob("*") if p.is_file()}
-    assert written == set(FILES.values())
+    assert written == {*FILES.values(), "voices/default.wav"}
     params = yaml.safe_load((model_dir / CONFIG).read_text())["model_params"]
     # The decoder's hard-coded blocks fix these; everything else is shrunk.
     assert params["hidden_dim"] == 512 and params["decoder"]["upsample_initial_channel"] == 512
@@ -52,8 +52,9 @@ def test_capabilities_of_a_complete_model(model_dir: Path) -> None:
     assert engine.name == "styletts2"
     assert caps.unavailable is None
     assert caps.languages == {"en"}
-    # No named voices: the farm routes only cloned voices here.
-    assert caps.cloning and caps.voices == ()
+    # Cloned voices, and one built-in voice whose reference sample ships with the model.
+    assert caps.cloning and [(v.id, v.language, v.sample_rate) for v in caps.voices] == [
+        ("styletts2-default", "en-US", 24000)]
     assert caps.model_version.startswith("styletts2-libritts-")
     assert StyleTTS2Engine(model_dir).capabilities().model_version == caps.model_version
 
@@ -211,7 +212,7 @@ def test_unsupported_language_and_missing_reference(engine: StyleTTS2Engine, ref
         engine.synthesize(
             SynthesisRequest(text="Hallo", voice="v", language="de", reference=reference, reference_key="k")
         )
-    with pytest.raises(ValueError, match="reference"):
+    with pytest.raises(ValueError, match="no voice 'v': clone one or use a built-in one"):
         engine.synthesize(SynthesisRequest(text="Hello", voice="v", language="en"))
     with pytest.raises(ValueError, match="empty"):
         engine.synthesize(request(reference, text="   "))

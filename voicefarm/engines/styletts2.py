@@ -27,8 +27,9 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import soundfile as sf
 
-from voicefarm.engines.base import Audio, Capabilities, SynthesisRequest
+from voicefarm.engines.base import Audio, Capabilities, SynthesisRequest, Voice
 from voicefarm.engines.torchutil import BytesStore, VoiceCache, autocast, autocast_device, keep_fp32, pick_device
 from voicefarm.engines.xtts import join_pieces, split_text
 from voicefarm.settings import Settings
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+VOICES_DIR = "voices"  # optional built-in voices: <model dir>/voices/<name>.wav reference samples
 LANGUAGES = frozenset({"en"})  # LibriTTS is English, and the package phonemizes en-us only
 SAMPLE_RATE = 24_000  # the decoder's output rate, and the rate style vectors are computed at
 # The package's download URLs (constants of styletts2.tts), each served from this file of the
@@ -178,12 +180,18 @@ class StyleTTS2Engine:
         problem = self._problem()
         return Capabilities(
             languages=LANGUAGES,
-            voices=(),
+            voices=() if problem else tuple(self._built_in().values()),
             cloning=True,
             device=self._device_name(),
             model_version="unknown" if problem else self._model_version or self._version(),
             unavailable=problem,
         )
+
+    def _built_in(self) -> dict[str, Voice]:
+        """Voices whose reference sample ships with the model: `styletts2-<name>`."""
+        samples = sorted((self.model_dir / VOICES_DIR).glob("*.wav")) if self.model_dir else []
+        return {f"styletts2-{path.stem}": Voice(f"styletts2-{path.stem}", "en-US", path.stem, SAMPLE_RATE,
+                                                 f"{path.stat().st_size}") for path in samples}
 
     # --- with torch ----------------------------------------------------------------------
 
@@ -291,10 +299,15 @@ class StyleTTS2Engine:
 
     def _style(self, request: SynthesisRequest) -> torch.Tensor:
         """The request's voice style: from the LRU, else the store, else computed once."""
-        if request.reference is None:
-            raise ValueError("StyleTTS2 clones voices: the request needs a reference sample")
-        reference = request.reference
-        return self._cache.get(request.reference_key, lambda: self._compute_style(*reference))
+        if request.reference is not None:
+            reference = request.reference
+            return self._cache.get(request.reference_key, lambda: self._compute_style(*reference))
+        if request.voice not in self._built_in():
+            raise ValueError(f"StyleTTS2 has no voice {request.voice!r}: clone one or use a built-in one")
+        path = self.model_dir / VOICES_DIR / f"{request.voice.removeprefix('styletts2-')}.wav"
+        # Kept in this process only: a built-in voice's sample is always at hand.
+        return self._cache.get(f"built-in/{request.voice}/{self._model_version}",
+                               lambda: self._compute_style(*sf.read(path, dtype="float32")), persist=False)
 
     def _tokens(self, text: str) -> list[int]:
         """The package's text front end: gruut's IPA, nltk's word tokens joined by spaces, the

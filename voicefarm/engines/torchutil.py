@@ -54,21 +54,22 @@ class VoiceCache(Generic[T]):
     def __len__(self) -> int:
         return len(self._lru)
 
-    def get(self, key: str | None, compute: Callable[[], T]) -> T:
-        """The conditioning for `key`: from the LRU, else the store, else `compute()`; a None
-        key is computed every time, as nothing names the voice."""
+    def get(self, key: str | None, compute: Callable[[], T], *, persist: bool = True) -> T:
+        """The conditioning for `key`: from the LRU, else the store (unless not `persist`), else
+        `compute()`; a None key is computed every time, as nothing names the voice."""
         if key is None:
             self.computed += 1
             return compute()
         if key in self._lru:
             self._lru.move_to_end(key)
             return self._lru[key]
-        value = self._load(key)
+        value = self._load(key) if persist else None
         if value is None:
             value = compute()
             self.computed += 1
             log.info("%s: computed %s", self._what, key)
-            self._save(key, value)
+            if persist:
+                self._save(key, value)
         self._lru[key] = value
         while len(self._lru) > self._size:
             self._lru.popitem(last=False)

@@ -22,6 +22,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import soundfile as sf
 import torch
 import yaml
 from styletts2.models import build_model
@@ -31,7 +32,7 @@ from styletts2.Utils.JDC.model import JDCNet
 from styletts2.Utils.PLBERT.util import CustomAlbert
 from transformers import AlbertConfig
 
-from voicefarm.engines.styletts2 import CHECKPOINT, CONFIG, FILES
+from voicefarm.engines.styletts2 import CHECKPOINT, CONFIG, FILES, SAMPLE_RATE, VOICES_DIR
 
 # The LibriTTS model's model_params, shrunk where the code lets a config choose. hidden_dim
 # stays 512 (the decoder's asr_res takes 512 channels) and style_dim 128 (as in the released
@@ -135,7 +136,18 @@ def build_model_dir(out_dir: Path, *, frames_per_token: int = 2) -> Path:
     # "module." as in the released checkpoint, saved from DataParallel-wrapped modules.
     net = {key: {f"module.{k}": v for k, v in model[key].state_dict().items()} for key in INFERENCE_MODULES}
     save(out_dir / CHECKPOINT, {"net": net})
+    write_default_voice(out_dir / VOICES_DIR / "default.wav")
     return out_dir
+
+
+def write_default_voice(path: Path, seconds: float = 4.0) -> None:
+    """A built-in voice's reference sample: harmonics under a syllable-rate envelope (random
+    weights make noise whatever the reference; this only has to be a plausible input)."""
+    t = torch.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    harmonics = sum(torch.sin(2 * math.pi * 140 * k * t) / k for k in range(1, 10))
+    signal = 0.2 * (0.5 + 0.5 * torch.sin(2 * math.pi * 3 * t) ** 2) * harmonics
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, signal.numpy(), SAMPLE_RATE)
 
 
 def main() -> None:
