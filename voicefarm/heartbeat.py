@@ -10,7 +10,8 @@ import time
 from datetime import timedelta
 
 from celery import bootsteps
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
 
 from voicefarm import db
 from voicefarm.models import Worker, utcnow
@@ -19,11 +20,19 @@ from voicefarm.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 
-def live_engines(settings: Settings) -> set[str]:
-    """Engines with a worker seen within `worker_dead_after_seconds`."""
+def live_workers(s: Session, settings: Settings) -> dict[str, int]:
+    """Worker processes per engine seen within `worker_dead_after_seconds`."""
     cutoff = utcnow() - timedelta(seconds=settings.worker_dead_after_seconds)
-    with db.session() as s:
-        return set(s.scalars(select(Worker.engine).where(Worker.last_seen >= cutoff).distinct()))
+    rows = s.execute(select(Worker.engine, func.count()).where(Worker.last_seen >= cutoff).group_by(Worker.engine))
+    return dict(rows.all())
+
+
+def live_engines(settings: Settings, s: Session | None = None) -> set[str]:
+    """Engines with a live worker; in `s` when the caller already holds a session."""
+    if s is not None:
+        return set(live_workers(s, settings))
+    with db.session() as own:
+        return set(live_workers(own, settings))
 
 
 class LiveEngines:

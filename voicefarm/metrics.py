@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from voicefarm import db, stats
+from voicefarm.heartbeat import live_workers
 from voicefarm.settings import get_settings
 
 registry = CollectorRegistry()
@@ -51,7 +52,7 @@ class FarmCollector:
                 chars.add_metric([engine, tenant], n)
             yield chars
             live = GaugeMetricFamily("voicefarm_live_workers", "Worker processes alive per engine", labels=["engine"])
-            alive = stats.live_workers(s, settings)
+            alive = live_workers(s, settings)
             for engine in settings.engines:
                 live.add_metric([engine], alive.get(engine, 0))
             yield live

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from celery import Celery
+from redis import Redis
 
 from voicefarm.settings import Settings, get_settings
 
@@ -22,6 +25,12 @@ def broker_options(settings: Settings) -> dict:
     # Redis redelivers an unacked message after the visibility timeout: it must outlast the
     # longest task, or a slow job would run twice.
     return {"visibility_timeout": settings.longest_task * 2 + 60, "global_keyprefix": f"{settings.redis_prefix}:"}
+
+
+@lru_cache
+def broker_client(url: str) -> Redis:
+    """A pooled client for reading the Redis broker's lists (queue depth, the reconciler)."""
+    return Redis.from_url(url, socket_timeout=2)
 
 
 def make_celery(settings: Settings) -> Celery:

@@ -9,12 +9,11 @@ import logging
 import time
 from datetime import timedelta
 
-from redis import Redis
 from sqlalchemy import select
 
 from voicefarm import batches, db
 from voicefarm.models import Job, Status, utcnow
-from voicefarm.queue import enqueue
+from voicefarm.queue import broker_client, enqueue
 from voicefarm.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -31,7 +30,7 @@ def message_ids(settings: Settings) -> set[str]:
             except (OSError, ValueError, KeyError):  # taken by a worker while we looked
                 pass
         return found
-    client = Redis.from_url(settings.broker_url)
+    client = broker_client(settings.broker_url)
     prefix = f"{settings.redis_prefix}:"
     raw: list[bytes] = []
     for key in client.scan_iter(f"{prefix}tts.*", _type="list"):

@@ -4,15 +4,14 @@ the admin endpoints. The database is the record, so every API replica reports th
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import timedelta
 
-from redis import Redis
 from sqlalchemy import Float, case, cast, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from voicefarm.engines import queue_name
-from voicefarm.models import Attempt, Job, Status, Worker, utcnow
+from voicefarm.models import Attempt, Job, Status
+from voicefarm.queue import broker_client
 from voicefarm.settings import Settings
 
 SYNTHESIS_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -74,12 +73,6 @@ def characters(s: Session) -> dict[tuple[str, str], int]:
     return {(engine, tenant): int(n or 0) for engine, tenant, n in rows}
 
 
-def live_workers(s: Session, settings: Settings) -> dict[str, int]:
-    cutoff = utcnow() - timedelta(seconds=settings.worker_dead_after_seconds)
-    rows = s.execute(select(Worker.engine, func.count()).where(Worker.last_seen >= cutoff).group_by(Worker.engine))
-    return dict(rows.all())
-
-
 def queue_depths(settings: Settings) -> dict[str, int]:
     """Messages waiting on each engine's queue."""
     if settings.embedded_broker:
@@ -87,7 +80,7 @@ def queue_depths(settings: Settings) -> dict[str, int]:
         for path in (settings.broker_dir / "queue").glob("*.msg"):
             counts[path.name.rsplit(".", 2)[-2].removeprefix("tts.")] += 1
         return {engine: counts.get(engine, 0) for engine in settings.engines}
-    client = Redis.from_url(settings.broker_url, socket_timeout=2)
+    client = broker_client(settings.broker_url)
     prefix = f"{settings.redis_prefix}:"
     # kombu keeps one list per priority level: "<queue>" and "<queue>\x06\x16<priority>".
     return {engine: sum(client.llen(key) for key in

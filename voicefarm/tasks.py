@@ -167,7 +167,8 @@ def attempt(run: Run) -> tuple[CachedAudio, float]:
     object_key = f"audio/{run.key}.{run.format}"
     data, rate = encode(audio, run.format, run.rate)
     store.put(object_key, data, content_type(run.format))
-    store.put(renditions.master_key(run.source), encode(audio, MASTER)[0], content_type(MASTER))
+    master = data if (run.format, rate) == (MASTER, audio.sample_rate) else encode(audio, MASTER)[0]
+    store.put(renditions.master_key(run.source), master, content_type(MASTER))
     log.info("%s: %.2f s of audio in %.2f s (RTF %.3f)", object_key, audio.duration, seconds,
              seconds / audio.duration if audio.duration else math.nan)
     cached = CachedAudio(run.key, object_key, store.url(object_key), _engine.name, run.format, audio.duration, rate)
@@ -192,7 +193,7 @@ def reroute(job_id: str, attempt_id: int | None, error: str, engine: str | None 
         for a in failed:
             a.outcome, a.error, a.finished_at = Status.failed.value, f"{a.engine}: {error}", now
         position = [r["engine"] for r in job.chain].index(job.engine)
-        live = live_engines(get_settings())
+        live = live_engines(get_settings(), s)
         following = next((r for r in job.chain[position + 1:] if r["engine"] in live), None)
         if following is None:
             errors = "; ".join(a.error or a.outcome for a in job.attempts if a.outcome != Status.succeeded.value)

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from voicefarm import stats
 from voicefarm.api.deps import DB, Admin, get_catalog
+from voicefarm.heartbeat import live_workers
 from voicefarm import renditions
 from voicefarm.cache import get_cache
 from voicefarm.metrics import cache_requests, registry
@@ -36,7 +37,7 @@ class EngineOut(BaseModel):
 @router.get("/v1/engines", response_model=list[EngineOut])
 def engines(s: DB, _: Admin) -> list[EngineOut]:
     settings = get_settings()
-    live, depth, jobs = stats.live_workers(s, settings), stats.queue_depths(settings), stats.jobs_by_state(s)
+    live, depth, jobs = live_workers(s, settings), stats.queue_depths(settings), stats.jobs_by_state(s)
     synth, rtf = stats.synthesis_seconds(s), stats.real_time_factor(s)
     out = []
     for name, caps in get_catalog().engines.items():
