@@ -1,5 +1,6 @@
 # One virtualenv holds the core, the Piper engine and the test tools; heavy engines have their
-# own environments under workers/.
+# own environments under workers/. Every environment is installed from its lock in locks/ and
+# from nothing else; `make lock` re-resolves them, on purpose.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,22 +8,31 @@ STAMP := $(VENV)/.installed-stamp
 # Tests and benchmarks run the venv's commands (voicefarm, rclone) without it being activated.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: demo test bench up flower clean
+UV := $(VENV)/bin/uv
+# Locks are resolved for the machines the farm runs on: CPython 3.11 on x86-64 Linux (here, CI
+# and every Docker image), whatever machine `make lock` runs on.
+LOCK := $(UV) pip compile --quiet --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[piper,google,ops,test]'
+.PHONY: demo test bench up flower clean lock
+
+$(STAMP): pyproject.toml locks/core.txt locks/uv.txt locks/sync.sh
+	PYTHON=$(PYTHON) bash locks/sync.sh $(VENV) locks/core.txt
 	touch $@
 
 demo: $(STAMP)  ## the whole farm on the embedded default: no servers needed
 	$(VENV)/bin/voicefarm demo
 
-test: $(STAMP)  ## real Redis, PostgreSQL, S3 (rclone) and worker processes
+# The farm suite, then each engine's own suite in its own environment; every suite runs, and
+# the target fails if any of them failed.
+test: $(STAMP)  ## real Redis, PostgreSQL, S3 (rclone), worker processes and both engine suites
 	bash tests/services.sh
 	bash workers/xtts/setup.sh
 	bash workers/styletts2/setup.sh
-	$(PY) -m pytest $(PYTEST_ARGS)
+	status=0; \
+	$(PY) -m pytest $(PYTEST_ARGS) || status=1; \
+	workers/xtts/.venv/bin/python -m pytest tests/xtts || status=1; \
+	workers/styletts2/.venv/bin/python -m pytest tests/styletts2 || status=1; \
+	exit $$status
 
 bench: $(STAMP)
 	bash tests/services.sh
@@ -35,6 +45,13 @@ up: $(STAMP)
 
 flower: $(STAMP)  ## Celery's dashboard; needs VOICEFARM_FLOWER_BASIC_AUTH=user:password
 	$(VENV)/bin/voicefarm flower
+
+lock: $(STAMP)  ## re-resolve every environment; run after changing pyproject.toml or workers/*/requirements.in
+	$(LOCK) --upgrade pyproject.toml --extra piper --extra google --extra ops --extra test -o locks/core.txt
+	$(LOCK) pyproject.toml --extra piper --extra google --extra ops -c locks/core.txt -o locks/runtime.txt
+	echo uv | $(LOCK) - -c locks/core.txt -o locks/uv.txt
+	$(LOCK) --upgrade workers/xtts/requirements.in pyproject.toml -o locks/xtts.txt
+	$(LOCK) --upgrade workers/styletts2/requirements.in pyproject.toml -o locks/styletts2.txt
 
 clean:
 	rm -rf $(VENV) .voicefarm demo-output .pytest_cache

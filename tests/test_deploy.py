@@ -157,6 +157,18 @@ def test_dockerfile_shape(dockerfile: Path) -> None:
                                  args), f"{op} {args}: model weights come from a volume, not the image"
 
 
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda f: f.name)
+def test_images_install_from_the_locks_only(dockerfile: Path) -> None:
+    """Every install in an image is a lock, hash-checked, or the core itself without its
+    dependencies (the lock holds them), as in make test and workers/*/setup.sh."""
+    commands = [c.strip() for op, args in instructions(dockerfile) if op == "RUN"
+                for c in re.findall(r"(?:uv )?pip (?:install|sync)[^&;|]*", args)]
+    assert any(c.startswith("uv pip sync") and "locks/" in c for c in commands), "no environment from a lock"
+    for command in commands:
+        assert ("--require-hashes" in command and re.search(r"locks/\w+\.txt", command)) or (
+            command.endswith("--no-deps -e .")), f"{dockerfile.name}: {command!r} installs from outside the locks"
+
+
 def test_dockerignore_keeps_what_the_dockerfiles_copy() -> None:
     patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
                 if line.strip() and not line.startswith("#")]

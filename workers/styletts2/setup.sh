@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create (or bring up to date) the StyleTTS2 worker's own virtual environment,
-# workers/styletts2/.venv: torch, styletts2 and the voicefarm core (editable). Idempotent,
-# and a no-op when nothing changed since the last successful run.
+# workers/styletts2/.venv, exactly as locks/styletts2.txt says (torch, styletts2, the core's
+# dependencies, resolved together: styletts2's langchain holds packaging below 24), plus the
+# core itself, editable. A no-op when nothing changed since the last successful run.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -9,15 +10,10 @@ root="$(cd "$here/../.." && pwd)"
 venv="$here/.venv"
 stamp="$venv/.installed-stamp"
 
-if [ "$stamp" -nt "$here/requirements.txt" ] && [ "$stamp" -nt "$root/pyproject.toml" ] \
+if [ "$stamp" -nt "$root/locks/styletts2.txt" ] && [ "$stamp" -nt "$root/pyproject.toml" ] \
     && [ "$stamp" -nt "${BASH_SOURCE[0]}" ]; then
     exit 0
 fi
 
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -m pip install -q --upgrade pip
-# One resolver run over both, with the core editable (the worker runs the repo's code as it
-# is): installed one after the other, the core's celery[redis] would pull kombu's
-# packaging==26.3 over langchain-core's packaging<24.
-"$venv/bin/python" -m pip install -q -r "$here/requirements.txt" -e "$root"
+bash "$root/locks/sync.sh" "$venv" "$root/locks/styletts2.txt"
 touch "$stamp"

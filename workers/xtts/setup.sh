@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Create (or bring up to date) the XTTS worker's own virtual environment, workers/xtts/.venv:
-# torch, coqui-tts and the voicefarm core (editable). Idempotent, and a no-op when nothing
-# changed since the last successful run.
+# Create (or bring up to date) the XTTS worker's own virtual environment, workers/xtts/.venv,
+# exactly as locks/xtts.txt says (torch, coqui-tts, the core's dependencies), plus the core
+# itself, editable, so the worker runs the repo's code as it is. A no-op when nothing changed
+# since the last successful run.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -9,7 +10,8 @@ root="$(cd "$here/../.." && pwd)"
 venv="$here/.venv"
 stamp="$venv/.installed-stamp"
 
-if [ "$stamp" -nt "$here/requirements.txt" ] && [ "$stamp" -nt "$root/pyproject.toml" ]; then
+if [ "$stamp" -nt "$root/locks/xtts.txt" ] && [ "$stamp" -nt "$root/pyproject.toml" ] \
+    && [ "$stamp" -nt "${BASH_SOURCE[0]}" ]; then
     exit 0
 fi
 
@@ -19,9 +21,5 @@ if ! command -v ffmpeg >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq ffmpeg >/dev/null
 fi
 
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -m pip install -q --upgrade pip
-"$venv/bin/python" -m pip install -q -r "$here/requirements.txt"
-# The core package, editable, so the worker runs the repo's code as it is.
-"$venv/bin/python" -m pip install -q -e "$root"
+bash "$root/locks/sync.sh" "$venv" "$root/locks/xtts.txt"
 touch "$stamp"
