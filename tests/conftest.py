@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -33,7 +34,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-FAULTS = ["broken", "hangs", "stuck", "silent"]  # tests/fault_engines.py
+FAULTS = ["broken", "hangs", "stuck", "silent", "flapping"]  # tests/fault_engines.py, each with a worker
+IDLE = ["ghost", "dud"]  # configured, but the farm starts no worker for them
 RUN = secrets.token_hex(4)
 TMP = Path(tempfile.mkdtemp(prefix=f"voicefarm-test-{RUN}-"))
 PG_ADMIN = os.environ.get("VOICEFARM_TEST_POSTGRES", "postgresql://postgres:postgres@127.0.0.1:5432/postgres")
@@ -56,20 +58,22 @@ ENV = {
     "VOICEFARM_S3_SECRET_ACCESS_KEY": S3["secret"],
     "VOICEFARM_REDIS_PREFIX": f"vftest-{RUN}",  # test runs may overlap: never FLUSHDB, use our own keys
     "VOICEFARM_API_PORT": str(free_port()),
-    "VOICEFARM_ENGINES": json.dumps(["piper", "xtts", "styletts2", "google", *FAULTS, "ghost"]),
+    "VOICEFARM_ENGINES": json.dumps(["piper", "xtts", "styletts2", "google", *FAULTS, *IDLE]),
     "VOICEFARM_STYLETTS2_MODEL_DIR": str(TMP / "styletts2-model"),
     "VOICEFARM_GOOGLE_ENDPOINT": GOOGLE.url,
     "VOICEFARM_GOOGLE_CREDENTIALS_FILE": str(TMP / "google-service-account.json"),
     "VOICEFARM_GOOGLE_TIMEOUT_SECONDS": "2",
     "VOICEFARM_GOOGLE_RETRIES": "1",
-    "VOICEFARM_PLUGINS": json.dumps({name: f"tests.fault_engines:{name}" for name in [*FAULTS, "ghost"]}),
+    "VOICEFARM_PLUGINS": json.dumps({name: f"tests.fault_engines:{name}" for name in [*FAULTS, *IDLE]}),
     "VOICEFARM_TIERS": json.dumps({**DEFAULT_TIERS, "flaky": ["broken", "piper"], "slow": ["hangs", "piper"],
                                    "stuck": ["stuck", "piper"], "quiet": ["silent", "piper"],
                                    "nolive": ["ghost", "piper"], "hopeless": ["broken", "ghost"],
-                                   "cloudy": ["google", "piper"]}),
+                                   "cloudy": ["google", "piper"], "flappy": ["flapping", "piper"]}),
     "VOICEFARM_ENGINE_TIME_LIMITS": json.dumps({"hangs": [2, 4], "stuck": [2, 4]}),
     "VOICEFARM_HEARTBEAT_SECONDS": "1",
     "VOICEFARM_WORKER_DEAD_AFTER_SECONDS": "4",
+    "VOICEFARM_BREAKER_COOLDOWN_SECONDS": "5",
+    "VOICEFARM_TEST_FLAPPING_FLAG": str(TMP / "flapping-is-down"),
     "VOICEFARM_XTTS_MODEL_DIR": str(TMP / "xtts-model"),
     "HF_HUB_OFFLINE": "1",  # nothing is downloaded at test time
     # The tests run this environment's commands (voicefarm, rclone) whether or not it is activated.
@@ -77,9 +81,12 @@ ENV = {
 }
 os.environ.update(ENV)
 
+from sqlalchemy import delete, select  # noqa: E402
+
 from voicefarm import db  # noqa: E402
 from voicefarm.auth import create_key  # noqa: E402
 from voicefarm.farm import Farm  # noqa: E402
+from voicefarm.models import Attempt, Breaker, utcnow  # noqa: E402
 from voicefarm.settings import get_settings  # noqa: E402
 
 
@@ -156,12 +163,44 @@ def servers() -> Iterator[None]:
             shutil.rmtree(TMP, ignore_errors=True)
 
 
+# When each test started, and whether it breaks things on purpose (the fault_injection marker).
+WINDOWS: list[tuple[datetime, str, bool]] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_unexpected_failures(servers: None) -> Iterator[None]:
+    """Every attempt that failed or was lost, over the whole session, must have started during
+    a fault-injection test. Anywhere else a failed attempt is a fallback nobody asked for: an
+    engine that broke (as XTTS once did on transformers 5) while its job still succeeded."""
+    yield
+    with db.session() as s:
+        failed = s.execute(select(Attempt.started_at, Attempt.engine, Attempt.outcome, Attempt.error, Attempt.job_id)
+                           .where(Attempt.outcome.in_(["failed", "lost"])).order_by(Attempt.id)).all()
+    unexpected = []
+    for started, engine, outcome, error, job_id in failed:
+        during = [w for w in WINDOWS if w[0] <= started]
+        if not during or not during[-1][2]:
+            test = during[-1][1] if during else "before any test"
+            unexpected.append(f"{test}: job {job_id} {outcome} on {engine}: {error}")
+    if unexpected:
+        pytest.fail("attempts failed outside fault-injection tests:\n" + "\n".join(unexpected), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def healthy_farm(request: pytest.FixtureRequest, servers: None) -> None:
+    """Each test starts with every breaker closed, whatever the tests before it broke; and
+    its start is noted for the session's check of failed attempts."""
+    with db.session() as s:
+        s.execute(delete(Breaker))
+    WINDOWS.append((utcnow(), request.node.nodeid, request.node.get_closest_marker("fault_injection") is not None))
+
+
 @pytest.fixture(scope="session")
 def farm() -> Iterator[Farm]:
-    """The API, a Piper worker and an XTTS worker (in its own environment), as separate
-    processes, against the real servers."""
+    """The API and one worker per engine (the heavy ones in their own environments), as
+    separate processes, against the real servers."""
     settings = get_settings()
-    with Farm(settings, log_dir=LOGS, workers=[e for e in settings.engines if e != "ghost"]) as running:
+    with Farm(settings, log_dir=LOGS, workers=[e for e in settings.engines if e not in IDLE]) as running:
         running.wait_ready(timeout=120)
         yield running
 
@@ -183,6 +222,12 @@ def api_key() -> str:
 def other_key() -> str:
     with db.session() as s:
         return create_key(s, "tenant-b", name="tests")
+
+
+@pytest.fixture(scope="session")
+def admin_key() -> str:
+    with db.session() as s:
+        return create_key(s, "ops", name="tests", admin=True)
 
 
 @pytest.fixture

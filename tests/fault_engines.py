@@ -1,16 +1,32 @@
 """Engines that fail on purpose, to test what the farm does about it. They are plugins like any
-other (VOICEFARM_PLUGINS) and claim the Piper voice, so a chain can fall back to Piper."""
+other (VOICEFARM_PLUGINS) and claim the Piper voice, so a chain can fall back to Piper.
+
+Each passes its worker's self-test (the probe sentence gets a plausible tone) and fails only
+real jobs, as an engine does that breaks after start-up: a GPU that starts failing, a remote
+service that goes down. `dud` fails from the start, and its worker must refuse to run.
+"""
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 
 from voicefarm.engines.base import Audio, Capabilities, SynthesisRequest, Voice
+from voicefarm.settings import get_settings
 
 VOICE = Voice("en_US-joe-medium", "en-US", "joe", 22050)
+# While this file exists, `flapping` fails every job; the breaker tests create and remove it.
+FLAPPING_FLAG = "VOICEFARM_TEST_FLAPPING_FLAG"
+
+
+def tone(text: str, rate: int = 22050) -> Audio:
+    """A plausible length of a quiet 220 Hz tone: passes the quality gate, is no speech."""
+    t = np.arange(int(len(text) / 12 * rate)) / rate
+    return Audio((0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), rate)
 
 
 class FaultEngine:
@@ -24,18 +40,23 @@ class FaultEngine:
         pass
 
     def synthesize(self, request: SynthesisRequest) -> Audio:
+        if request.text == get_settings().self_test_text:
+            return tone(request.text)
+        return self.fail(request)
+
+    def fail(self, request: SynthesisRequest) -> Audio:
         raise NotImplementedError
 
 
 class Broken(FaultEngine):
-    def synthesize(self, request: SynthesisRequest) -> Audio:
+    def fail(self, request: SynthesisRequest) -> Audio:
         raise RuntimeError("this engine always fails")
 
 
 class Hangs(FaultEngine):
     """Never returns; the soft time limit interrupts it."""
 
-    def synthesize(self, request: SynthesisRequest) -> Audio:
+    def fail(self, request: SynthesisRequest) -> Audio:
         time.sleep(3600)
         raise AssertionError("unreachable")
 
@@ -43,7 +64,7 @@ class Hangs(FaultEngine):
 class Stuck(FaultEngine):
     """Ignores the soft time limit, as code stuck in a C call would: only the hard limit ends it."""
 
-    def synthesize(self, request: SynthesisRequest) -> Audio:
+    def fail(self, request: SynthesisRequest) -> Audio:
         deadline = time.monotonic() + 3600
         while time.monotonic() < deadline:
             try:
@@ -56,8 +77,24 @@ class Stuck(FaultEngine):
 class Silent(FaultEngine):
     """Returns silence of a plausible length: only the quality gate can tell."""
 
-    def synthesize(self, request: SynthesisRequest) -> Audio:
+    def fail(self, request: SynthesisRequest) -> Audio:
         return Audio(np.zeros(int(len(request.text) / 12 * 22050), dtype=np.float32), 22050)
+
+
+class Flapping(FaultEngine):
+    """Fails while the flag file exists, and works again once it is gone."""
+
+    def fail(self, request: SynthesisRequest) -> Audio:
+        if Path(os.environ[FLAPPING_FLAG]).exists():
+            raise RuntimeError("flapping: down for now")
+        return tone(request.text)
+
+
+class Dud(FaultEngine):
+    """Broken from the start: even its self-test probe fails."""
+
+    def synthesize(self, request: SynthesisRequest) -> Audio:
+        raise RuntimeError("dud: this model cannot speak")
 
 
 def broken(settings) -> Broken:
@@ -74,6 +111,14 @@ def stuck(settings) -> Stuck:
 
 def silent(settings) -> Silent:
     return Silent("silent")
+
+
+def flapping(settings) -> Flapping:
+    return Flapping("flapping")
+
+
+def dud(settings) -> Dud:
+    return Dud("dud")
 
 
 def ghost(settings) -> Broken:

@@ -49,6 +49,7 @@ def test_phrases_times_voices_with_duplicates_and_cached_items(http: httpx.Clien
         assert other.get(f"/v1/batches/{batch['id']}").status_code == 404
 
 
+@pytest.mark.fault_injection
 def test_failed_items_are_listed_and_a_bad_item_refuses_the_batch(http: httpx.Client) -> None:
     items = [{"text": "This one works."}, {"text": "This one cannot.", "quality": "hopeless"}]
     batch = wait_batch(http, http.post("/v1/batches", json={"items": items}).json()["id"])

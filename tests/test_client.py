@@ -91,12 +91,14 @@ def test_errors_carry_the_api_message(client: Client, farm: Farm) -> None:
     assert denied.value.status == 401 and denied.value.message == "invalid API key"
 
 
+@pytest.mark.fault_injection
 def test_a_failed_job_raises_job_failed(client: Client) -> None:
     with pytest.raises(JobFailed, match="every engine failed") as failed:
         client.synthesize("Nothing can say this.", quality="hopeless")
     assert failed.value.job.status == "failed"
 
 
+@pytest.mark.fault_injection
 def test_wait_times_out_naming_the_job(client: Client) -> None:
     job = client.submit("A slow engine holds this one up.", quality="slow")
     with pytest.raises(TimeoutError, match=rf"job {job.id} is still (queued|running) after 0.2 s"):

@@ -79,6 +79,7 @@ def test_farm_voices_pass_through_and_extra_fields_are_ignored(oai: openai.OpenA
     assert [j.voice for j in jobs_for(text)] == [cloned.id]
 
 
+@pytest.mark.fault_injection
 @pytest.mark.parametrize(
     ("request_fields", "error", "message"),
     [

@@ -11,14 +11,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import free_port, wait_final
-from voicefarm import db
-from voicefarm.auth import create_key
-
-
-@pytest.fixture(scope="module")
-def admin_key() -> str:
-    with db.session() as s:
-        return create_key(s, "ops", name="tests", admin=True)
 
 
 def samples(farm) -> dict[str, list]:
@@ -26,6 +18,7 @@ def samples(farm) -> dict[str, list]:
     return {f.name: f.samples for f in text_string_to_metric_families(text)}
 
 
+@pytest.mark.fault_injection
 def test_metrics_describe_the_farm(http: httpx.Client, farm) -> None:
     wait_final(http, http.post("/v1/jobs", json={"text": "Metrics, please.", "quality": "flaky"}).json()["id"])
     http.post("/v1/jobs", json={"text": "Metrics, please.", "quality": "flaky"})  # a cache hit

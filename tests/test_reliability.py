@@ -25,6 +25,7 @@ def outcomes(job: dict) -> list[tuple[str, str]]:
     return [(a["engine"], a["outcome"]) for a in job["attempts"]]
 
 
+@pytest.mark.fault_injection
 @pytest.mark.parametrize(
     ("tier", "engine", "error"),
     [
@@ -51,6 +52,7 @@ def test_an_engine_without_a_live_worker_is_skipped(http: httpx.Client) -> None:
     assert job["status"] == "succeeded" and outcomes(job) == [("piper", "succeeded")]
 
 
+@pytest.mark.fault_injection
 def test_when_every_engine_fails_the_job_fails_with_every_error(http: httpx.Client) -> None:
     job = wait_final(http, http.post("/v1/jobs", json={"text": "Doomed.", "quality": "hopeless"}).json()["id"])
     assert job["status"] == "failed" and outcomes(job) == [("broken", "failed")]
@@ -73,6 +75,7 @@ def test_idempotency_key_returns_the_first_job(http: httpx.Client) -> None:
 LONG_TEXT = " ".join(["The farm keeps working while a worker process is killed in the middle of a sentence."] * 14)
 
 
+@pytest.mark.fault_injection
 def test_a_worker_killed_mid_synthesis_loses_nothing_and_does_nothing_twice(http: httpx.Client) -> None:
     job_id = http.post("/v1/jobs", json={"text": LONG_TEXT}).json()["id"]
     deadline = time.monotonic() + 60
@@ -105,6 +108,7 @@ def control(command: str, engine: str) -> None:
     assert replies, f"no worker answered {command}"
 
 
+@pytest.mark.fault_injection
 def test_redis_restart_with_jobs_queued_loses_none(http: httpx.Client, farm) -> None:
     from voicefarm.reconcile import message_ids, reconcile
 
@@ -151,6 +155,7 @@ def test_redis_restart_with_jobs_queued_loses_none(http: httpx.Client, farm) -> 
         assert job["status"] == "succeeded" and outcomes(job) == [("piper", "succeeded")], job
 
 
+@pytest.mark.fault_injection
 def test_database_down_gives_503_and_keeps_nothing(api_key: str) -> None:
     port = free_port()
     dead = free_port()
@@ -216,6 +221,7 @@ def test_google_speaks_through_the_farm(http: httpx.Client, google) -> None:
     assert sent["input"]["text"] == "Hello from the cloud." and sent["audioConfig"]["speakingRate"] == 1.2
 
 
+@pytest.mark.fault_injection
 @pytest.mark.parametrize(("mode", "error"), [("400", "400"), ("503", "503"), ("hang", "timed out")])
 def test_google_failures_fall_back_to_the_next_engine(http: httpx.Client, google, mode: str, error: str) -> None:
     google.mode = mode

@@ -8,13 +8,14 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from voicefarm import jobs, webhooks
+from voicefarm.breaker import Available
 from voicefarm.cache import AudioCache, CachedAudio
 from voicefarm.models import ACTIVE, Batch, Job, utcnow
 from voicefarm.storage import Store
 
 
 def create(session: Session, cache: AudioCache, store: Store, tenant_id: str, plans: list[jobs.Plan], *,
-           live: set[str], callback_url: str | None) -> tuple[Batch, list[Job]]:
+           live: Available, callback_url: str | None) -> tuple[Batch, list[Job]]:
     """Record the batch and its jobs; returns it and the jobs the caller must enqueue."""
     batch = Batch(tenant_id=tenant_id, total=len(plans), callback_url=callback_url)
     session.add(batch)

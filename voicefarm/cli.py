@@ -55,7 +55,8 @@ def worker(
     concurrency: Annotated[int, typer.Option(help="Worker processes, each with its own model (CPU engines).")] = 1,
     loglevel: Annotated[str, typer.Option()] = "info",
 ) -> None:
-    """Run a Celery worker for one engine; each process loads the model before its first job."""
+    """Run a Celery worker for one engine, once the engine has passed its self-test; each
+    process loads the model before its first job. Exits 1 when the self-test fails."""
     from voicefarm import engines
 
     settings = get_settings()
@@ -70,6 +71,14 @@ def worker(
         # Before anything imports torch: CUDA reads this once, at initialisation.
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
         concurrency = 1  # one process per GPU; a second would fork after CUDA init or share the card
+    from voicefarm import selftest
+
+    error = selftest.run(engine)
+    selftest.record(engine, error)
+    if error is not None:
+        # One plain line on stderr: what an orchestrator's log of the crash loop shows.
+        typer.echo(f"engine {engine} failed its self-test; this worker takes no jobs: {error}", err=True)
+        raise typer.Exit(1)
     from voicefarm.tasks import ENGINE_ENV
 
     os.environ[ENGINE_ENV] = engine

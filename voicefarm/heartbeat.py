@@ -14,6 +14,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from voicefarm import db
+from voicefarm.breaker import Available, tripped
 from voicefarm.models import Worker, utcnow
 from voicefarm.settings import Settings, get_settings
 
@@ -21,31 +22,48 @@ log = logging.getLogger(__name__)
 
 
 def live_workers(s: Session, settings: Settings) -> dict[str, int]:
-    """Worker processes per engine seen within `worker_dead_after_seconds`."""
+    """Worker processes per engine seen within `worker_dead_after_seconds` (a worker that
+    failed its self-test never counts)."""
     cutoff = utcnow() - timedelta(seconds=settings.worker_dead_after_seconds)
-    rows = s.execute(select(Worker.engine, func.count()).where(Worker.last_seen >= cutoff).group_by(Worker.engine))
+    rows = s.execute(select(Worker.engine, func.count())
+                     .where(Worker.last_seen >= cutoff, Worker.self_test.is_(None)).group_by(Worker.engine))
     return dict(rows.all())
 
 
-def live_engines(settings: Settings, s: Session | None = None) -> set[str]:
-    """Engines with a live worker; in `s` when the caller already holds a session."""
-    if s is not None:
+def live_engines(settings: Settings) -> set[str]:
+    """Engines with a live worker."""
+    with db.session() as s:
         return set(live_workers(s, settings))
-    with db.session() as own:
-        return set(live_workers(own, settings))
+
+
+def self_test_failures(s: Session) -> dict[str, dict[str, str]]:
+    """engine -> {worker host: why its self-test failed}, newest first."""
+    rows = s.execute(select(Worker.engine, Worker.name, Worker.self_test)
+                     .where(Worker.self_test.is_not(None)).order_by(Worker.last_seen.desc()))
+    failures: dict[str, dict[str, str]] = {}
+    for engine, name, reason in rows:
+        failures.setdefault(engine, {})[name.split("@", 1)[-1].removesuffix(":self-test")] = reason
+    return failures
+
+
+def available(s: Session, settings: Settings) -> Available:
+    """Where a job may go now: live workers, and each engine's circuit breaker."""
+    return Available(settings, frozenset(live_workers(s, settings)),
+                     {engine: b.until for engine, b in tripped(s).items()})
 
 
 class LiveEngines:
-    """live_engines(), remembered for a moment: the API asks on every submission."""
+    """available(), remembered for a moment: the API asks on every submission."""
 
     def __init__(self, settings: Settings, ttl: float = 2.0) -> None:
         self.settings, self.ttl = settings, ttl
-        self._at, self._live = -ttl, set()
+        self._at, self._available = -ttl, Available(settings, frozenset())
 
-    def __call__(self) -> set[str]:
+    def __call__(self) -> Available:
         if time.monotonic() - self._at > self.ttl:
-            self._live, self._at = live_engines(self.settings), time.monotonic()
-        return self._live
+            with db.session() as s:
+                self._available, self._at = available(s, self.settings), time.monotonic()
+        return self._available
 
 
 def beat(name: str, engine: str) -> None:

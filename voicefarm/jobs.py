@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from voicefarm.audio import FORMATS
+from voicefarm.breaker import Available
 from voicefarm.cache import AudioCache, CachedAudio
 from voicefarm.catalog import Catalog, Route
 from voicefarm.engines.base import Voice
@@ -99,14 +100,14 @@ def plan(request: JobRequest, voice: Voice | None, settings: Settings, catalog: 
                 keys)
 
 
-def submit(session: Session, cache: AudioCache, store: Store, tenant_id: str, p: Plan, *, live: set[str],
+def submit(session: Session, cache: AudioCache, store: Store, tenant_id: str, p: Plan, *, live: Available,
            idempotency_key: str | None = None, **extra: object) -> tuple[Job | CachedAudio, bool]:
     """The cached audio if it exists, else a job row, committed; and whether the caller must
     enqueue it (a new job that leads its own synthesis).
 
     Audio that exists in another format or rate is converted from its lossless master, not
-    synthesized again. The job starts on the first engine of its chain with a live worker (the
-    first engine when none has one: it waits in that queue). A job whose identical request is already in flight
+    synthesized again. The job starts on the first engine of its chain with a live worker and a
+    closed breaker (the first engine when there is none: it waits in that queue). A job whose identical request is already in flight
     becomes its follower and is not enqueued: the leader's synthesis completes both. A repeated
     idempotency key returns the tenant's first job with that key. `extra` sets other job fields
     (callback_url, batch_id, batch_index).
@@ -118,7 +119,7 @@ def submit(session: Session, cache: AudioCache, store: Store, tenant_id: str, p:
     hit = cache.lookup(session, p.keys) or convert_master(session, store, cache, p)
     if hit is not None:
         return hit, False
-    start = next((i for i, r in enumerate(p.routes) if r.engine in live), 0)
+    start = next((i for i, r in enumerate(p.routes) if live.usable(session, r.engine)), 0)
     fields = job_fields(tenant_id, p, start, idempotency_key=idempotency_key, **extra)
     job = Job(**fields)
     session.add(job)

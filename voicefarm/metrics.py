@@ -7,7 +7,8 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from voicefarm import db, stats
-from voicefarm.heartbeat import live_workers
+from voicefarm.breaker import tripped
+from voicefarm.heartbeat import live_workers, self_test_failures
 from voicefarm.settings import get_settings
 
 registry = CollectorRegistry()
@@ -56,6 +57,18 @@ class FarmCollector:
             for engine in settings.engines:
                 live.add_metric([engine], alive.get(engine, 0))
             yield live
+            degraded = GaugeMetricFamily("voicefarm_engine_degraded",
+                                         "1 while the engine's circuit breaker keeps it out of every chain",
+                                         labels=["engine"])
+            broken = GaugeMetricFamily("voicefarm_engine_self_test_failed",
+                                       "Worker hosts whose engine failed its self-test (they take no jobs)",
+                                       labels=["engine"])
+            open_breakers, failures = tripped(s), self_test_failures(s)
+            for engine in settings.engines:
+                degraded.add_metric([engine], int(engine in open_breakers))
+                broken.add_metric([engine], len(failures.get(engine, {})))
+            yield degraded
+            yield broken
         depth = GaugeMetricFamily("voicefarm_queue_depth", "Jobs waiting per engine queue", labels=["engine"])
         for engine, n in stats.queue_depths(settings).items():
             depth.add_metric([engine], n)

@@ -178,7 +178,8 @@ class Attempt(Base):
 
 
 class Worker(Base):
-    """A live worker process, as its heartbeat says: chains skip engines with none."""
+    """A live worker process, as its heartbeat says: chains skip engines with none. A worker
+    whose engine failed its self-test leaves a row with the reason instead, and never beats."""
 
     __tablename__ = "workers"
 
@@ -186,6 +187,20 @@ class Worker(Base):
     engine: Mapped[str] = mapped_column(String(32), index=True)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    self_test: Mapped[str | None] = mapped_column(Text)  # why the self-test failed; None: it passed
+
+
+class Breaker(Base):
+    """An engine's circuit breaker, shared by the whole farm: consecutive failed attempts, and
+    while it is open (`until` set) the end of its cool-down. No row: closed, no failures."""
+
+    __tablename__ = "breakers"
+
+    engine: Mapped[str] = mapped_column(String(32), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    reason: Mapped[str | None] = mapped_column(Text)  # the last failure
+    opened_at: Mapped[datetime | None] = mapped_column()
+    until: Mapped[datetime | None] = mapped_column()
 
 
 class Rendition(Base):

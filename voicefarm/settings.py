@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     # A job whose worker died is redelivered to the same engine this many times before it moves on.
     max_lost_per_engine: int = 1
 
+    # Circuit breaker: an engine whose last `breaker_failures` attempts all failed, farm-wide, is
+    # skipped by every chain for `breaker_cooldown_seconds`; then one job probes it again.
+    breaker_failures: int = Field(5, ge=1)
+    breaker_cooldown_seconds: float = 60.0
+    # What a worker synthesizes (and gates) after loading its engine, before it takes a job.
+    self_test_text: str = "This voice is ready."
+
     heartbeat_seconds: float = 5.0
     worker_dead_after_seconds: float = 15.0
     # Re-enqueue a queued job whose broker message is gone after this long (broker restarts).

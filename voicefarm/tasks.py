@@ -23,11 +23,11 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from voicefarm import batches, db, engines, quality, reference, renditions, webhooks
+from voicefarm import batches, breaker, db, engines, quality, reference, renditions, webhooks
 from voicefarm.audio import MASTER, content_type, encode
 from voicefarm.cache import CachedAudio, get_cache
 from voicefarm.engines.base import Engine, SynthesisRequest
-from voicefarm.heartbeat import live_engines
+from voicefarm.heartbeat import available
 from voicefarm.models import ACTIVE, Attempt, ClonedVoice, Job, Status, utcnow
 from voicefarm.queue import app, enqueue, route_options
 from voicefarm.settings import get_settings
@@ -176,8 +176,9 @@ def attempt(run: Run) -> tuple[CachedAudio, float]:
 
 
 def reroute(job_id: str, attempt_id: int | None, error: str, engine: str | None = None) -> str | None:
-    """Close the failed attempt (given, or the open one on `engine`) and move the job to the next
-    engine of its chain that has a live worker; returns that engine, or None when the job failed
+    """Close the failed attempt (given, or the open one on `engine`), count it against the
+    engine's breaker, and move the job to the next engine of its chain that has a live worker
+    and a closed breaker; returns that engine, or None when the job failed
     for good, follows another job, or has already moved on."""
     with db.session() as s:
         job = s.get(Job, job_id, with_for_update=True)
@@ -190,11 +191,13 @@ def reroute(job_id: str, attempt_id: int | None, error: str, engine: str | None 
             # Celery may report one death twice (the hard limit, then the reaped child): the
             # first report already moved the job on.
             return None
+        settings = get_settings()
         for a in failed:
             a.outcome, a.error, a.finished_at = Status.failed.value, f"{a.engine}: {error}", now
+            breaker.failed(s, a.engine, error, settings)
         position = [r["engine"] for r in job.chain].index(job.engine)
-        live = live_engines(get_settings(), s)
-        following = next((r for r in job.chain[position + 1:] if r["engine"] in live), None)
+        where = available(s, settings)
+        following = next((r for r in job.chain[position + 1:] if where.usable(s, r["engine"])), None)
         if following is None:
             errors = "; ".join(a.error or a.outcome for a in job.attempts if a.outcome != Status.succeeded.value)
             settle(s, job, {"status": Status.failed.value, "finished_at": now,
@@ -249,6 +252,7 @@ def finish(job_id: str, attempt_id: int, *, audio: CachedAudio, seconds: float) 
         now = utcnow()
         run = s.get(Attempt, attempt_id)
         run.outcome, run.finished_at = Status.succeeded.value, now
+        breaker.succeeded(s, run.engine)
         renditions.record(s, audio, job.route["source"], job.route["voice"])
         settle(s, job, {"status": Status.succeeded.value, "error": None, "finished_at": now,
                         "synthesis_seconds": seconds, "engine": audio.engine, "object_key": audio.object_key,

@@ -3,15 +3,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
-from voicefarm import stats
+from voicefarm import renditions, stats
 from voicefarm.api.deps import DB, Admin, get_catalog
-from voicefarm.heartbeat import live_workers
-from voicefarm import renditions
+from voicefarm.breaker import tripped
+from voicefarm.heartbeat import live_workers, self_test_failures
 from voicefarm.cache import get_cache
 from voicefarm.metrics import cache_requests, registry
 from voicefarm.models import Rendition
@@ -23,8 +25,12 @@ router = APIRouter(tags=["ops"])
 
 class EngineOut(BaseModel):
     name: str
-    status: str  # "up", "no live worker" or "unavailable: <reason>"
+    # "up", "degraded: <last error>", "no live worker", "failed self-test: <reason>" or
+    # "unavailable: <reason>"
+    status: str
     live_workers: int
+    degraded_until: datetime | None  # while its breaker is open: chains skip it until then
+    self_test_failures: dict[str, str]  # worker host -> why its engine failed the self-test
     queue_depth: int
     jobs: dict[str, int]
     mean_synthesis_seconds: float | None
@@ -39,11 +45,21 @@ def engines(s: DB, _: Admin) -> list[EngineOut]:
     settings = get_settings()
     live, depth, jobs = live_workers(s, settings), stats.queue_depths(settings), stats.jobs_by_state(s)
     synth, rtf = stats.synthesis_seconds(s), stats.real_time_factor(s)
+    breakers, failures = tripped(s), self_test_failures(s)
     out = []
     for name, caps in get_catalog().engines.items():
-        status = f"unavailable: {caps.unavailable}" if caps.unavailable else ("up" if live.get(name) else "no live worker")
+        failed = failures.get(name, {})
+        if caps.unavailable:
+            status = f"unavailable: {caps.unavailable}"
+        elif not live.get(name):
+            status = next(iter(failed.values()), "no live worker")
+        elif name in breakers:
+            status = f"degraded: {breakers[name].reason}"
+        else:
+            status = "up"
         out.append(EngineOut(
             name=name, status=status, live_workers=live.get(name, 0), queue_depth=depth.get(name, 0),
+            degraded_until=breakers[name].until if name in breakers else None, self_test_failures=failed,
             jobs={state: n for (state, engine), n in jobs.items() if engine == name},
             mean_synthesis_seconds=synth[name][1] / synth[name][2] if name in synth else None,
             mean_real_time_factor=rtf[name][1] / rtf[name][2] if name in rtf else None,
