@@ -13,7 +13,7 @@ UV := $(VENV)/bin/uv
 # and every Docker image), whatever machine `make lock` runs on.
 LOCK := $(UV) pip compile --quiet --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu
 
-.PHONY: demo test bench up flower clean lock
+.PHONY: demo check test bench up flower clean lock upgrade
 
 $(STAMP): pyproject.toml locks/core.txt locks/uv.txt locks/sync.sh
 	PYTHON=$(PYTHON) bash locks/sync.sh $(VENV) locks/core.txt
@@ -22,14 +22,24 @@ $(STAMP): pyproject.toml locks/core.txt locks/uv.txt locks/sync.sh
 demo: $(STAMP)  ## the whole farm on the embedded default: no servers needed
 	$(VENV)/bin/voicefarm demo
 
-# The farm suite, then each engine's own suite in its own environment; every suite runs, and
-# the target fails if any of them failed.
+# Lint, types and the unit tier: no servers, a minute or so.
+check: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+# Every tier, each in its own run (the API and farm tiers set the process's settings), then each
+# engine's own suite in its environment. Every suite runs; the target fails if any failed.
 test: $(STAMP)  ## real Redis, PostgreSQL, S3 (rclone), worker processes and both engine suites
 	bash tests/services.sh
 	bash workers/xtts/setup.sh
 	bash workers/styletts2/setup.sh
 	status=0; \
-	$(PY) -m pytest $(PYTEST_ARGS) || status=1; \
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS) || status=1; \
+	$(PY) -m pytest tests/api $(PYTEST_ARGS) || status=1; \
+	$(PY) -m pytest tests/deploy $(PYTEST_ARGS) || status=1; \
+	$(PY) -m pytest tests/farm $(PYTEST_ARGS) || status=1; \
 	workers/xtts/.venv/bin/python -m pytest tests/xtts || status=1; \
 	workers/styletts2/.venv/bin/python -m pytest tests/styletts2 || status=1; \
 	exit $$status
@@ -46,12 +56,17 @@ up: $(STAMP)
 flower: $(STAMP)  ## Celery's dashboard; needs VOICEFARM_FLOWER_BASIC_AUTH=user:password
 	$(VENV)/bin/voicefarm flower
 
-lock: $(STAMP)  ## re-resolve every environment; run after changing pyproject.toml or workers/*/requirements.in
-	$(LOCK) --upgrade pyproject.toml --extra piper --extra google --extra ops --extra test -o locks/core.txt
+# `make lock` after changing a dependency: what is already locked stays where it is.
+# `make upgrade` re-resolves everything to the newest releases the inputs allow.
+lock: $(STAMP)
+	$(LOCK) $(UPGRADE) pyproject.toml --extra piper --extra google --extra ops --extra test -o locks/core.txt
 	$(LOCK) pyproject.toml --extra piper --extra google --extra ops -c locks/core.txt -o locks/runtime.txt
 	echo uv | $(LOCK) - -c locks/core.txt -o locks/uv.txt
-	$(LOCK) --upgrade workers/xtts/requirements.in pyproject.toml -o locks/xtts.txt
-	$(LOCK) --upgrade workers/styletts2/requirements.in pyproject.toml -o locks/styletts2.txt
+	$(LOCK) $(UPGRADE) workers/xtts/requirements.in pyproject.toml -o locks/xtts.txt
+	$(LOCK) $(UPGRADE) workers/styletts2/requirements.in pyproject.toml -o locks/styletts2.txt
+
+upgrade:
+	$(MAKE) lock UPGRADE=--upgrade
 
 clean:
 	rm -rf $(VENV) .voicefarm demo-output .pytest_cache

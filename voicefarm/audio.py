@@ -16,6 +16,7 @@ import soxr
 from voicefarm.engines.base import Audio
 
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)  # the only rates Opus encodes
+CLIP_LEVEL = 0.999  # a float sample at or above this has hit full scale
 
 
 @dataclass(frozen=True)

@@ -41,15 +41,15 @@ def create_key(session: Session, tenant_id: str, *, name: str = "", admin: bool 
 _cache: dict[str, tuple[float, Principal | None]] = {}
 
 
-UNKNOWN = object()
+NOT_CACHED = object()
 
 
 def cached_principal(key: str) -> Principal | None | object:
-    """The cached answer for `key`, or UNKNOWN when the database must be asked."""
+    """The cached answer for `key`, or NOT_CACHED when the database must be asked."""
     hit = _cache.get(hash_key(key))
     if hit is not None and time.monotonic() - hit[0] < _CACHE_SECONDS:
         return hit[1]
-    return UNKNOWN
+    return NOT_CACHED
 
 
 def authenticate(session: Session, key: str) -> Principal | None:

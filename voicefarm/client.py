@@ -11,8 +11,6 @@ Completion: `wait` polls with backoff. A service that would rather be called bac
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import itertools
 import random
 import time
@@ -25,7 +23,10 @@ from typing import Any, BinaryIO, TypeVar
 import httpx
 from pydantic import TypeAdapter
 
+from voicefarm.errors import (Forbidden, InvalidRequest, JobFailed, NotFound, NotReady, SampleTooLarge, Unauthorized,
+                              Unavailable, UnreadableSample, VoicefarmError)
 from voicefarm.schemas import BatchItem, BatchOut, ClonedVoiceOut, JobOut, VoiceOut
+from voicefarm.signing import verify_signature
 
 FINAL = ("succeeded", "failed")
 POLL_FIRST, POLL_MAX = 0.05, 1.0
@@ -33,45 +34,17 @@ MAX_RETRY_DELAY = 30.0
 T = TypeVar("T")
 
 
-class FarmError(Exception):
-    """The API refused a request, or could not be reached; `message` is its explanation."""
+__all__ = ["AsyncClient", "Client", "FarmError", "Invalid", "JobFailed", "NotFound", "NotReady", "Unauthorized",
+           "Unavailable", "verify_signature"]
 
-    def __init__(self, status: int | None, message: str) -> None:
-        super().__init__(f"{status}: {message}" if status else message)
-        self.status = status  # None: no HTTP answer to give one
-        self.message = message
-
-
-class Invalid(FarmError):
-    """A request the farm will not take as it is (400, 413, 415, 422)."""
+# The SDK raises the farm's own error tree (voicefarm.errors), `status` set to the HTTP status.
+FarmError = VoicefarmError
+Invalid = InvalidRequest
 
 
-class Unauthorized(FarmError):
-    """A missing, wrong or insufficient API key (401, 403)."""
-
-
-class NotFound(FarmError):
-    """No such job, voice or batch for this tenant (404)."""
-
-
-class NotReady(FarmError):
-    """The job has no audio yet (409)."""
-
-
-class Unavailable(FarmError):
-    """The farm is busy, down or unreachable (429, 5xx, no connection), still after the retries."""
-
-
-class JobFailed(FarmError):
-    """The job finished without audio: every engine of its chain failed."""
-
-    def __init__(self, job: JobOut) -> None:
-        super().__init__(None, f"job {job.id} failed: {job.error}")
-        self.job = job
-
-
-ERRORS: dict[int, type[FarmError]] = {400: Invalid, 401: Unauthorized, 403: Unauthorized, 404: NotFound,
-                                      409: NotReady, 413: Invalid, 415: Invalid, 422: Invalid}
+ERRORS: dict[int, type[VoicefarmError]] = {400: InvalidRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound,
+                                           409: NotReady, 413: SampleTooLarge, 415: UnreadableSample,
+                                           422: InvalidRequest}
 
 
 def error_from(response: httpx.Response) -> FarmError:
@@ -80,7 +53,7 @@ def error_from(response: httpx.Response) -> FarmError:
     except Exception:  # not the API's JSON: a proxy's page, the object store's XML
         message = response.text
     status = response.status_code
-    return ERRORS.get(status, Unavailable if status == 429 or status >= 500 else FarmError)(status, message)
+    return ERRORS.get(status, Unavailable if status == 429 or status >= 500 else VoicefarmError)(message, status)
 
 
 M = TypeVar("M", JobOut, BatchOut)
@@ -107,7 +80,7 @@ Flow = Generator["Call | float", Any, T]
 # No request reached the farm, or it refused before doing anything: always safe to repeat.
 UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 # The request may have been carried out: repeated only when that is harmless.
-UNKNOWN = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+MAYBE_SENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
 def retry_delay(call: Call, outcome: httpx.Response | httpx.TransportError, attempt: int, retries: int,
@@ -120,7 +93,7 @@ def retry_delay(call: Call, outcome: httpx.Response | httpx.TransportError, atte
         status = outcome.status_code
         if not (status in (429, 503) or (call.idempotent and status in (502, 504))):
             return None
-    elif not (isinstance(outcome, UNSENT) or (call.idempotent and isinstance(outcome, UNKNOWN))):
+    elif not (isinstance(outcome, UNSENT) or (call.idempotent and isinstance(outcome, MAYBE_SENT))):
         return None
     delay = backoff * 2**attempt * random.uniform(0.5, 1.0)
     after = outcome.headers.get("retry-after", "") if isinstance(outcome, httpx.Response) else ""
@@ -138,7 +111,7 @@ def send(call: Call, retries: int, backoff: float) -> Flow[httpx.Response]:
         if delay is None:
             if isinstance(outcome, httpx.Response):
                 raise error_from(outcome)
-            raise Unavailable(None, f"{call.method} {call.url}: {outcome!r}") from outcome
+            raise Unavailable(f"{call.method} {call.url}: {outcome!r}") from outcome
         yield delay
 
 
@@ -187,11 +160,11 @@ class Flows:
 
     def download(self, source: JobOut | BatchItem) -> Flow[bytes]:
         if isinstance(source, JobOut) and source.status == "failed":
-            raise JobFailed(source)
+            raise JobFailed(f"job {source.id} failed: {source.error}", source)
         if source.audio_url is None:
             what = (f"job {source.id} is {source.status}" if isinstance(source, JobOut)
                     else f"batch item {source.index} (job {source.job_id})")
-            raise NotReady(None, f"{what}: its audio is not ready")
+            raise NotReady(f"{what}: its audio is not ready")
         response = yield from self.call(Call("GET", source.audio_url))
         if response.is_redirect:
             location = str(response.url.join(response.headers["location"]))
@@ -398,27 +371,3 @@ class AsyncClient:
 
     async def wait_batch(self, batch: BatchOut | str, *, timeout: float = 600.0) -> BatchOut:
         return await self._run(self.flows.wait_batch(batch, timeout))
-
-
-def signature(secret: str | bytes, body: bytes, timestamp: int) -> str:
-    """The X-Voicefarm-Signature value for a callback body: `t=<unix time>,v1=<hex HMAC-SHA256>`
-    over `<t>.<body>` with the tenant's secret. The farm signs with this; services verify with
-    `verify_signature`."""
-    key = secret.encode() if isinstance(secret, str) else secret
-    digest = hmac.new(key, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
-
-
-def verify_signature(secret: str | bytes, body: bytes, header: str, tolerance: float = 300) -> bool:
-    """Whether a callback's X-Voicefarm-Signature header signs this raw body with the tenant's
-    secret, at most `tolerance` seconds ago or ahead: an old callback, replayed, is refused."""
-    try:
-        fields = [(name.strip(), value.strip()) for name, value in (part.split("=", 1) for part in header.split(","))]
-        timestamp = int(next(value for name, value in fields if name == "t"))
-    except (ValueError, StopIteration):
-        return False
-    if abs(time.time() - timestamp) > tolerance:
-        return False
-    expected = signature(secret, body, timestamp).rsplit("v1=", 1)[1]
-    # Any v1 may match: the farm may sign with a new secret and the old one while rotating.
-    return any(hmac.compare_digest(expected, value) for name, value in fields if name == "v1")

@@ -17,15 +17,12 @@ from voicefarm.breaker import Available
 from voicefarm.cache import AudioCache, CachedAudio
 from voicefarm.catalog import Catalog, Route
 from voicefarm.engines.base import Voice
+from voicefarm.errors import InvalidRequest
 from voicefarm import renditions
 from voicefarm.models import ACTIVE, Job, Rendition, Status, utcnow
 from voicefarm.schemas import JobRequest
 from voicefarm.settings import Settings
 from voicefarm.storage import Store
-
-
-class Invalid(ValueError):
-    """A request the farm will not take; the message names the problem."""
 
 
 @dataclass(frozen=True)
@@ -74,26 +71,26 @@ def plan(request: JobRequest, voice: Voice | None, settings: Settings, catalog: 
     """Validate a request whose voice the caller has looked up (None: no such voice)."""
     text = normalise_text(request.text)
     if not text:
-        raise Invalid("text is empty")
+        raise InvalidRequest("text is empty")
     if len(text) > settings.max_text_chars:
-        raise Invalid(f"text is {len(text)} characters; the maximum is {settings.max_text_chars}")
+        raise InvalidRequest(f"text is {len(text)} characters; the maximum is {settings.max_text_chars}")
     if request.format not in FORMATS:
-        raise Invalid(f"format {request.format!r} is not supported; use one of {', '.join(FORMATS)}")
+        raise InvalidRequest(f"format {request.format!r} is not supported; use one of {', '.join(FORMATS)}")
     if request.sample_rate is not None and not 8000 <= request.sample_rate <= 48000:
-        raise Invalid(f"sample_rate {request.sample_rate} is out of range [8000, 48000]")
+        raise InvalidRequest(f"sample_rate {request.sample_rate} is out of range [8000, 48000]")
     if not settings.min_speed <= request.speed <= settings.max_speed:
-        raise Invalid(f"speed {request.speed} is out of range [{settings.min_speed}, {settings.max_speed}]")
+        raise InvalidRequest(f"speed {request.speed} is out of range [{settings.min_speed}, {settings.max_speed}]")
     quality = request.quality or settings.default_quality
     if quality not in settings.tiers:
-        raise Invalid(f"quality {quality!r} is not a tier; use one of {', '.join(settings.tiers)}")
+        raise InvalidRequest(f"quality {quality!r} is not a tier; use one of {', '.join(settings.tiers)}")
     if voice is None:
-        raise Invalid(f"unknown voice {request.voice or settings.default_voice!r}; GET /v1/voices lists the voices")
+        raise InvalidRequest(f"unknown voice {request.voice or settings.default_voice!r}; GET /v1/voices lists the voices")
     language = normalise_language(request.language or voice.language)
     if not voice.cloned and language.split("-")[0] != voice.language.split("-")[0]:
-        raise Invalid(f"language {language!r} is not supported by voice {voice.id!r} ({voice.language})")
+        raise InvalidRequest(f"language {language!r} is not supported by voice {voice.id!r} ({voice.language})")
     routes = catalog.routes(quality, voice, language)
     if not routes:
-        raise Invalid(f"no engine in quality tier {quality!r} can speak voice {voice.id!r} in {language!r}")
+        raise InvalidRequest(f"no engine in quality tier {quality!r} can speak voice {voice.id!r} in {language!r}")
     sources = [source_key(text=text, language=language, speed=request.speed, route=r) for r in routes]
     keys = [content_key(src, request.format, request.sample_rate) for src in sources]
     return Plan(text, voice, language, quality, request.format, request.speed, request.sample_rate, routes, sources,

@@ -7,10 +7,11 @@ from functools import lru_cache
 
 import numpy as np
 
+from voicefarm.audio import CLIP_LEVEL
 from voicefarm.engines.base import Audio
+from voicefarm.errors import AudioRejected
 
 SILENCE_DBFS = -60.0
-CLIP_LEVEL = 0.999
 CLIPPED_THROUGHOUT = 0.2
 # Plausible speaking rates in characters per second at speed 1.0: no voice says more than the
 # upper bound, and the lower bound allows for slow voices and padding.
@@ -19,33 +20,29 @@ MIN_CHARS_PER_SECOND = 4.0
 PADDING_SECONDS = 2.0
 
 
-class Rejected(ValueError):
-    """Audio the gate refuses; the message says why."""
-
-
 def check(audio: Audio, text: str, speed: float, max_wer: float | None = None, language: str = "en") -> None:
     samples = audio.samples
     if samples.size == 0:
-        raise Rejected("empty audio")
+        raise AudioRejected("empty audio")
     if not np.isfinite(samples).all():
-        raise Rejected("NaN or infinite samples")
+        raise AudioRejected("NaN or infinite samples")
     rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
     if rms == 0 or 20 * np.log10(rms) < SILENCE_DBFS:
-        raise Rejected(f"silence (RMS {20 * np.log10(rms) if rms else -np.inf:.0f} dBFS)")
+        raise AudioRejected(f"silence (RMS {20 * np.log10(rms) if rms else -np.inf:.0f} dBFS)")
     clipped = float(np.mean(np.abs(samples) >= CLIP_LEVEL))
     if clipped >= CLIPPED_THROUGHOUT:
-        raise Rejected(f"clipped throughout ({clipped:.0%} of samples at full scale)")
+        raise AudioRejected(f"clipped throughout ({clipped:.0%} of samples at full scale)")
     chars = len(text)
     shortest = chars / (MAX_CHARS_PER_SECOND * speed)
     longest = chars / (MIN_CHARS_PER_SECOND * speed) + PADDING_SECONDS
     if not shortest <= audio.duration <= longest:
-        raise Rejected(f"{audio.duration:.2f} s is implausible for {chars} characters at speed {speed} "
+        raise AudioRejected(f"{audio.duration:.2f} s is implausible for {chars} characters at speed {speed} "
                        f"(expected {shortest:.2f}–{longest:.2f} s)")
     if max_wer is not None and language.split("-")[0] == "en":
         heard = transcribe(audio)
         wer = word_error_rate(text, heard)
         if wer > max_wer:
-            raise Rejected(f"ASR round trip: word error rate {wer:.2f} > {max_wer} (heard {heard!r})")
+            raise AudioRejected(f"ASR round trip: word error rate {wer:.2f} > {max_wer} (heard {heard!r})")
 
 
 def _words(text: str) -> str:

@@ -15,19 +15,12 @@ import soundfile as sf
 import soxr
 import webrtcvad
 
+from voicefarm.audio import CLIP_LEVEL
+from voicefarm.errors import SampleRejected, UnreadableSample
 from voicefarm.settings import Settings
 
 VAD_RATE = 16000
 VAD_FRAME = 480  # 30 ms at 16 kHz
-CLIP_LEVEL = 0.999
-
-
-class Rejected(ValueError):
-    """An upload that cannot be a voice; `status` is the HTTP status to answer with."""
-
-    def __init__(self, message: str, status: int = 422) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass
@@ -47,13 +40,15 @@ class Analysis:
 def decode(data: bytes) -> tuple[np.ndarray, int, str]:
     """Samples as float32 (frames, channels), the sample rate, and the container's name."""
     if not data:
-        raise Rejected("the file is empty")
+        raise SampleRejected("the file is empty")
     try:
         with sf.SoundFile(io.BytesIO(data)) as f:
             samples = f.read(dtype="float32", always_2d=True)
             return samples, f.samplerate, f.format
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-        raise Rejected(f"not a readable audio file (WAV, FLAC, MP3 or OGG): {e}", 415) from None
+        # libsndfile's message names the Python object it read from: say what was wrong instead.
+        reason = str(e).split(": ", 1)[-1] if isinstance(e, sf.LibsndfileError) else "unknown format"
+        raise UnreadableSample(f"not a readable audio file (WAV, FLAC, MP3 or OGG): {reason}") from None
 
 
 def _frame_energies_db(mono: np.ndarray, rate: int) -> np.ndarray:
@@ -102,21 +97,21 @@ def analyse(samples: np.ndarray, rate: int, fmt: str) -> Analysis:
 def judge(a: Analysis, settings: Settings) -> None:
     """Refuse what cannot clone a voice; add warnings for what will clone it badly."""
     if a.peak_dbfs < -60:
-        raise Rejected(f"the recording is silent (peak {a.peak_dbfs} dBFS)")
+        raise SampleRejected(f"the recording is silent (peak {a.peak_dbfs} dBFS)")
     if not settings.voice_min_seconds <= a.duration <= settings.voice_max_seconds:
-        raise Rejected(f"the recording is {a.duration:.1f} s long; it must be {settings.voice_min_seconds:g}–"
+        raise SampleRejected(f"the recording is {a.duration:.1f} s long; it must be {settings.voice_min_seconds:g}–"
                        f"{settings.voice_max_seconds:g} s ({settings.voice_recommended_seconds:g}–"
                        f"{settings.voice_max_seconds:g} s recommended)")
     if a.sample_rate < settings.voice_min_sample_rate:
-        raise Rejected(f"the sample rate is {a.sample_rate} Hz; at least {settings.voice_min_sample_rate} Hz is needed")
+        raise SampleRejected(f"the sample rate is {a.sample_rate} Hz; at least {settings.voice_min_sample_rate} Hz is needed")
     if a.clipping_ratio > settings.voice_max_clipping_ratio:
-        raise Rejected(f"{a.clipping_ratio:.1%} of samples are clipped; at most "
+        raise SampleRejected(f"{a.clipping_ratio:.1%} of samples are clipped; at most "
                        f"{settings.voice_max_clipping_ratio:.1%} is allowed")
     if a.speech_ratio < settings.voice_min_speech_ratio:
-        raise Rejected(f"too little speech: {a.speech_ratio:.0%} of the recording is speech; at least "
+        raise SampleRejected(f"too little speech: {a.speech_ratio:.0%} of the recording is speech; at least "
                        f"{settings.voice_min_speech_ratio:.0%} is needed")
     if a.snr_db < settings.voice_min_snr_db:
-        raise Rejected(f"too noisy: estimated SNR {a.snr_db} dB is below {settings.voice_min_snr_db:g} dB")
+        raise SampleRejected(f"too noisy: estimated SNR {a.snr_db} dB is below {settings.voice_min_snr_db:g} dB")
     if a.duration < settings.voice_recommended_seconds:
         a.warnings.append(f"shorter than {settings.voice_recommended_seconds:g} s, cloning quality will suffer")
     if a.snr_db < settings.voice_min_snr_db + 10:

@@ -12,6 +12,7 @@ from voicefarm import reference
 from voicefarm import renditions
 from voicefarm.cache import AudioCache
 from voicefarm.engines.base import Voice
+from voicefarm.errors import SampleTooLarge
 from voicefarm.models import ClonedVoice, Job, new_id, utcnow
 from voicefarm.settings import Settings
 from voicefarm.storage import Store
@@ -47,7 +48,7 @@ def cloned_voice(session: Session, tenant_id: str, voice_id: str, settings: Sett
 def accept_sample(data: bytes, settings: Settings) -> tuple[bytes, reference.Analysis]:
     """Judge an upload; returns the sample as stored (mono FLAC) and its analysis."""
     if len(data) > settings.voice_max_upload_bytes:
-        raise reference.Rejected(f"the file is larger than the limit of {settings.voice_max_upload_bytes} bytes", 413)
+        raise SampleTooLarge(f"the file is larger than the limit of {settings.voice_max_upload_bytes} bytes")
     samples, rate, fmt = reference.decode(data)
     analysis = reference.analyse(samples, rate, fmt)
     reference.judge(analysis, settings)

@@ -14,7 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from voicefarm import db
-from voicefarm.client import signature
+from voicefarm.signing import HEADER, signature
 from voicefarm.models import Batch, Job, Tenant
 from voicefarm.queue import app
 from voicefarm.settings import get_settings
@@ -67,7 +67,7 @@ def deliver(self, kind: str, object_id: str) -> None:
         secret = tenant_secret(s, tenant_id)
     raw = json.dumps(body, separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "voicefarm-webhooks",
-               "X-Voicefarm-Signature": signature(secret, raw, int(time.time()))}
+               HEADER: signature(secret, raw, int(time.time()))}
     try:
         response = httpx.post(url, content=raw, headers=headers, timeout=10)
         response.raise_for_status()

@@ -9,8 +9,24 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 
-from voicefarm import __version__
+from voicefarm import __version__, errors
 from voicefarm.api import admin, batches, health, jobs, openai, voices
+
+# The one place an error of the farm's becomes an HTTP status; the most specific class wins.
+STATUS: dict[type[errors.VoicefarmError], int] = {
+    errors.InvalidRequest: 422,
+    errors.SampleTooLarge: 413,
+    errors.UnreadableSample: 415,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.NotReady: 409,
+    errors.Unavailable: 503,
+}
+
+
+def status_of(e: errors.VoicefarmError) -> int:
+    return next(STATUS[cls] for cls in type(e).__mro__ if cls in STATUS)
 
 
 def _field(loc: tuple) -> str:
@@ -25,6 +41,10 @@ def create_app() -> FastAPI:
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, e: HTTPException) -> JSONResponse:
         return JSONResponse({"error": e.detail}, status_code=e.status_code, headers=e.headers)
+
+    @app.exception_handler(errors.VoicefarmError)
+    async def farm_error(_: Request, e: errors.VoicefarmError) -> JSONResponse:
+        return JSONResponse({"error": e.message}, status_code=status_of(e))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, e: RequestValidationError) -> JSONResponse:

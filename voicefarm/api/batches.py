@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
 from voicefarm import batches, jobs
 from voicefarm.api.deps import DB, Caller, get_catalog, get_live
 from voicefarm.cache import get_cache
+from voicefarm.errors import InvalidRequest, NotFound
 from voicefarm.models import Batch
 from voicefarm.queue import enqueue
 from voicefarm.schemas import BatchOut, BatchRequest, Problem, TenantOut
@@ -26,17 +27,17 @@ def plans(s: DB, tenant_id: str, body: BatchRequest) -> list[jobs.Plan]:
     settings, catalog = get_settings(), get_catalog()
     items = body.expand()
     if not items:
-        raise HTTPException(422, "the batch has no items")
+        raise InvalidRequest("the batch has no items")
     if len(items) > settings.batch_max_items:
-        raise HTTPException(422, f"the batch has {len(items)} items; at most {settings.batch_max_items} are allowed")
+        raise InvalidRequest(f"the batch has {len(items)} items; at most {settings.batch_max_items} are allowed")
     out = []
     for index, item in enumerate(items):
         voice_id = item.voice or settings.default_voice
         voice = catalog.voice(voice_id) or cloned_voice(s, tenant_id, voice_id, settings)
         try:
             out.append(jobs.plan(item, voice, settings, catalog))
-        except jobs.Invalid as e:
-            raise HTTPException(422, f"item {index}: {e}") from None
+        except InvalidRequest as e:
+            raise InvalidRequest(f"item {index}: {e.message}") from None
     return out
 
 
@@ -61,7 +62,7 @@ async def create_batch(body: BatchRequest, request: Request, s: DB, caller: Call
 def get_batch(batch_id: str, request: Request, s: DB, caller: Caller) -> BatchOut:
     batch = s.get(Batch, batch_id)
     if batch is None or batch.tenant_id != caller.tenant_id:
-        raise HTTPException(404, f"no batch {batch_id!r}")
+        raise NotFound(f"no batch {batch_id!r}")
     return batch_out(s, batch, str(request.base_url))
 
 

@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator
 from functools import lru_cache
 from typing import Annotated
 
-from fastapi import Depends, Header, HTTPException
+from fastapi import Depends, Header
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from voicefarm import db
-from voicefarm.auth import UNKNOWN, Principal, authenticate, cached_principal
+from voicefarm.errors import Forbidden, Unauthorized
+from voicefarm.auth import NOT_CACHED, Principal, authenticate, cached_principal
 from voicefarm.catalog import Catalog
 from voicefarm.heartbeat import LiveEngines
 from voicefarm.settings import get_settings
@@ -43,18 +44,18 @@ async def principal(
     if key is None and authorization and authorization.lower().startswith("bearer "):
         key = authorization[7:].strip()
     if not key:
-        raise HTTPException(401, "missing API key: send it in the X-API-Key header or as Authorization: Bearer")
+        raise Unauthorized("missing API key: send it in the X-API-Key header or as Authorization: Bearer")
     found = cached_principal(key)
-    if found is UNKNOWN:
+    if found is NOT_CACHED:
         found = await run_in_threadpool(authenticate, s, key)
     if found is None:
-        raise HTTPException(401, "invalid API key")
+        raise Unauthorized("invalid API key")
     return found
 
 
 async def admin(caller: Annotated[Principal, Depends(principal)]) -> Principal:
     if not caller.admin:
-        raise HTTPException(403, "this endpoint needs an admin API key")
+        raise Forbidden("this endpoint needs an admin API key")
     return caller
 
 

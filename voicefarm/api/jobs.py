@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Request, Response
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
@@ -13,6 +13,7 @@ from voicefarm import jobs
 from voicefarm.api.deps import DB, Caller, get_catalog, get_live
 from voicefarm.audio import content_type
 from voicefarm.cache import CachedAudio, get_cache
+from voicefarm.errors import NotFound, NotReady, Unavailable
 from voicefarm.metrics import cache_requests
 from voicefarm.models import Job, Rendition, Status
 from voicefarm.queue import enqueue
@@ -45,15 +46,12 @@ async def create_job(
 
 
 async def accept(s: Session, tenant_id: str, body: JobRequest, idempotency_key: str | None = None) -> Job | CachedAudio:
-    """A request's audio from the cache, or its job, recorded and enqueued; 422 when it is invalid.
-    Every endpoint that synthesizes comes through here."""
+    """A request's audio from the cache, or its job, recorded and enqueued; InvalidRequest when
+    it is invalid. Every endpoint that synthesizes comes through here."""
     settings, catalog = get_settings(), get_catalog()
     voice_id = body.voice or settings.default_voice
     voice = catalog.voice(voice_id) or await run_in_threadpool(cloned_voice, s, tenant_id, voice_id, settings)
-    try:
-        p = jobs.plan(body, voice, settings, catalog)
-    except jobs.Invalid as e:
-        raise HTTPException(422, str(e)) from None
+    p = jobs.plan(body, voice, settings, catalog)
     # Hot path: the preferred rendition is in Redis; no thread, no database. A retry with an
     # idempotency key skips it, to get its first job back.
     hit = None if idempotency_key else await get_cache().peek(p.keys[0])
@@ -73,14 +71,14 @@ def submit(s: Session, tenant_id: str, p: jobs.Plan, idempotency_key: str | None
         except Exception as e:
             s.delete(result)  # nothing half-written: a job no queue holds must not exist
             s.commit()
-            raise HTTPException(503, f"broker unavailable, job not accepted: {e}") from None
+            raise Unavailable(f"broker unavailable, job not accepted: {e}") from None
     return result
 
 
 def owned_job(s: DB, caller: Caller, job_id: str) -> Job:
     job = s.get(Job, job_id)
     if job is None or job.tenant_id != caller.tenant_id:
-        raise HTTPException(404, f"no job {job_id!r}")
+        raise NotFound(f"no job {job_id!r}")
     return job
 
 
@@ -102,7 +100,7 @@ def get_job_audio(job_id: str, s: DB, caller: Caller) -> Response:
     """The job's audio: a redirect to a presigned URL (S3), or the bytes (local store)."""
     job = owned_job(s, caller, job_id)
     if job.status != Status.succeeded.value or not job.object_key:
-        raise HTTPException(409, f"job {job_id} is {job.status}; its audio is not ready")
+        raise NotReady(f"job {job_id} is {job.status}; its audio is not ready")
     return serve(job.object_key, job.format)
 
 
@@ -112,5 +110,5 @@ def get_audio(name: str, s: DB, caller: Caller) -> Response:
     key = name.rsplit(".", 1)[0]
     row = s.get(Rendition, key)
     if row is None or row.object_key != f"audio/{name}":
-        raise HTTPException(404, f"no audio {name!r}")
+        raise NotFound(f"no audio {name!r}")
     return serve(row.object_key, row.format)

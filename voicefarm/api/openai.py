@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
+from voicefarm.errors import InvalidRequest
 from voicefarm.api.deps import DB, Caller
 from voicefarm.api.jobs import accept
 from voicefarm.audio import content_type
@@ -92,8 +93,8 @@ def job_request(body: SpeechRequest, settings: Settings) -> JobRequest:
     """The farm's request for an OpenAI one: its model names a tier, its voice names a farm voice."""
     quality = settings.openai_models.get(body.model, body.model)
     if quality not in settings.tiers:
-        raise HTTPException(422, f"model {body.model!r} is not supported; use one of "
-                                 f"{', '.join([*settings.openai_models, *settings.tiers])}")
+        raise InvalidRequest(f"model {body.model!r} is not supported; use one of "
+                             f"{', '.join([*settings.openai_models, *settings.tiers])}")
     voice = body.voice if isinstance(body.voice, str) else body.voice.id
     if voice in OPENAI_VOICES:
         voice = settings.openai_voices.get(voice, settings.default_voice)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
+from fastapi import APIRouter, File, Form, Response, UploadFile
 from sqlalchemy import select
 
 from voicefarm import voices
@@ -12,7 +12,7 @@ from voicefarm.api.deps import DB, Caller, get_catalog
 from voicefarm.cache import get_cache
 from voicefarm.jobs import normalise_language
 from voicefarm.models import ClonedVoice
-from voicefarm.reference import Rejected
+from voicefarm.errors import InvalidRequest, NotFound
 from voicefarm.schemas import ClonedVoiceOut, Problem, SampleAnalysis, VoiceOut
 from voicefarm.settings import get_settings
 from voicefarm.storage import get_store
@@ -45,22 +45,19 @@ def list_voices(s: DB, caller: Caller) -> list[VoiceOut]:
 def _fallback(voice_id: str | None) -> str:
     voice_id = voice_id or get_settings().default_voice
     if get_catalog().voice(voice_id) is None:
-        raise HTTPException(422, f"fallback_voice {voice_id!r} is not a built-in voice")
+        raise InvalidRequest(f"fallback_voice {voice_id!r} is not a built-in voice")
     return voice_id
 
 
 def _sample(file: UploadFile) -> tuple[bytes, object]:
     limit = get_settings().voice_max_upload_bytes
     data = file.file.read(limit + 1)  # never more than the limit in memory
-    try:
-        return voices.accept_sample(data, get_settings())
-    except Rejected as e:
-        raise HTTPException(e.status, str(e)) from None
+    return voices.accept_sample(data, get_settings())
 
 
 def _consent(consent: bool) -> None:
     if not consent:
-        raise HTTPException(422, "consent must be true: the uploader attests the speaker agreed to be cloned")
+        raise InvalidRequest("consent must be true: the uploader attests the speaker agreed to be cloned")
 
 
 @router.post("/voices", status_code=201, response_model=ClonedVoiceOut, responses=errors)
@@ -88,7 +85,7 @@ def upload_voice(
 def _owned(s: DB, caller: Caller, voice_id: str) -> ClonedVoice:
     row = voices.owned(s, caller.tenant_id, voice_id)
     if row is None:
-        raise HTTPException(404, f"no voice {voice_id!r}")
+        raise NotFound(f"no voice {voice_id!r}")
     return row
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ENV
+from tests.farm.conftest import ENV
 from voicefarm.settings import Settings
 from voicefarm.storage import LocalStore, S3Store, open_store
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+ROOT = Path(__file__).resolve().parents[2]
 
 # What a venv brings with it or what the environment adds on top of its lock: the core itself,
 # installed editable, and the installers `python -m venv` seeds.

@@ -10,9 +10,9 @@ on these machines, so nothing here builds an image or starts a container.
   grace periods, queue names) is consistent;
 - every field of the settings object is set in compose and in deploy/k8s, or is in ALLOWED with
   a reason, and every VOICEFARM_* variable set there is a field: configuration cannot drift;
-- the alert rules and the dashboard parse as PromQL and name only metrics the API's /metrics
-  serves (read from the test farm's API);
-- docker/healthcheck.py and docker/ensure-bucket.py run against the test farm.
+- the alert rules and the dashboard parse as PromQL (tests/farm/test_deploy_live.py checks they
+  name only metrics the API serves, and runs docker/healthcheck.py and docker/ensure-bucket.py
+  against the test farm).
 
 docs/operations.md says what this covers and what it does not.
 """
@@ -46,7 +46,7 @@ from voicefarm.cli import app as cli_app
 from voicefarm.engines import queue_name
 from voicefarm.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = sorted((ROOT / "docker").glob("Dockerfile.*"))
 COMPOSE = ROOT / "deploy" / "compose.yaml"
 K8S = ROOT / "deploy" / "k8s"
@@ -455,20 +455,6 @@ def test_every_deployed_variable_is_a_setting() -> None:
 # --- Prometheus and Grafana -----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def exposed_metrics(farm) -> set[str]:
-    """Sample names the API's /metrics serves, from its # TYPE lines (present even with no data)."""
-    text = httpx.get(f"{farm.url}/metrics", timeout=30).raise_for_status().text
-    suffixes = {"histogram": ["_bucket", "_sum", "_count"], "summary": ["", "_sum", "_count"]}
-    names = set()
-    for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M):
-        if kind == "counter":  # the TYPE line names a counter with or without its _total
-            name = name.removesuffix("_total") + "_total"
-        names |= {name + s for s in suffixes.get(kind, [""])}
-    assert {"voicefarm_queue_depth", "voicefarm_live_workers", "voicefarm_attempts_total"} <= names, text[:2000]
-    return names
-
-
 def metric_names(expr: str) -> set[str]:
     """The metric names a PromQL expression selects; raises if it does not parse."""
     found: set[str] = set()
@@ -527,31 +513,6 @@ def test_dashboard_is_well_formed() -> None:
     assert [v["name"] for v in dashboard["templating"]["list"]] == ["datasource"]
     for expr in dashboard_exprs():
         assert metric_names(expr), expr
-
-
-def test_alerts_and_dashboard_name_only_served_metrics(exposed_metrics: set[str]) -> None:
-    used = set().union(*map(metric_names, [r["expr"] for r in alert_rules()] + dashboard_exprs()))
-    assert used - exposed_metrics == set(), f"not served by the API's /metrics: {sorted(used - exposed_metrics)}"
-
-
-# --- The images' helper scripts, run here against the test farm --------------------------------
-
-
-def test_healthchecks_pass_against_the_test_farm(farm) -> None:
-    for role in ("api", "worker"):  # the test farm's workers run on this host, as in a container
-        result = run(sys.executable, "docker/healthcheck.py", role, timeout=60)
-        assert result.returncode == 0, f"{role}: {result.stdout}{result.stderr}"
-    result = run(sys.executable, "docker/healthcheck.py", "api", timeout=60,
-                 env={**os.environ, "VOICEFARM_API_PORT": "9"})  # nothing listens there
-    assert result.returncode != 0 and "api unhealthy" in result.stderr
-
-
-def test_ensure_bucket_creates_a_missing_bucket() -> None:
-    env = {**os.environ, "VOICEFARM_STORAGE_URL": f"s3://bucket-{uuid.uuid4().hex[:12]}"}
-    first = run(sys.executable, "docker/ensure-bucket.py", env=env, timeout=60)
-    assert first.returncode == 0 and "created" in first.stdout, first.stdout + first.stderr
-    again = run(sys.executable, "docker/ensure-bucket.py", env=env, timeout=60)
-    assert again.returncode == 0 and "exists" in again.stdout, again.stdout + again.stderr
 
 
 def test_images_carry_the_scripts_their_checks_run() -> None:

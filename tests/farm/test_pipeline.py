@@ -11,7 +11,7 @@ import jiwer
 import soundfile as sf
 from sqlalchemy import func, select
 
-from tests.conftest import wait_final
+from tests.farm.conftest import wait_final
 from voicefarm import db
 from voicefarm.models import Attempt, Job
 

@@ -24,14 +24,9 @@ import psycopg
 import pytest
 import redis
 
+from tests.net import free_port
 from tests.fake_google import FakeTextToSpeech, service_account_file
 from voicefarm.settings import DEFAULT_TIERS
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 FAULTS = ["broken", "hangs", "stuck", "silent", "flapping"]  # tests/fault_engines.py, each with a worker
@@ -102,7 +97,7 @@ def _wait(what: str, ready, timeout: float = 30.0) -> None:
     raise RuntimeError(f"{what} did not come up in {timeout} s")
 
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 XTTS_MAX_GEN_TOKENS = 24  # random weights never emit a stop token: bound the generation
 
 
@@ -201,7 +196,7 @@ def farm() -> Iterator[Farm]:
     separate processes, against the real servers."""
     settings = get_settings()
     with Farm(settings, log_dir=LOGS, workers=[e for e in settings.engines if e not in IDLE]) as running:
-        running.wait_ready(timeout=120)
+        running.wait_ready(timeout=300)  # every worker self-tests its engine first; 2 cores
         yield running
 
 

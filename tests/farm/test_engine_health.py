@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import delete
 
-from tests.conftest import ROOT, build_tiny_model, wait_final
+from tests.farm.conftest import ROOT, build_tiny_model, wait_final
 from tests.fault_engines import FLAPPING_FLAG
 from voicefarm import db
 from voicefarm.models import Worker

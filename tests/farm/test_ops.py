@@ -10,7 +10,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import free_port, wait_final
+from tests.farm.conftest import free_port, wait_final
 
 
 def samples(farm) -> dict[str, list]:

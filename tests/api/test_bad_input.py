@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
-import redis
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from tests.conftest import ENV
-from voicefarm import db
+from voicefarm import db, stats
 from voicefarm.models import Job
+from voicefarm.settings import get_settings
 
 
 def state() -> tuple[int, int]:
+    """Jobs recorded, and messages on the Piper queue."""
     with db.session() as s:
         jobs = s.scalar(select(func.count(Job.id)))
-    return jobs, redis.Redis.from_url(ENV["VOICEFARM_BROKER_URL"]).llen(f"{ENV['VOICEFARM_REDIS_PREFIX']}:tts.piper")
+    return jobs, stats.queue_depths(get_settings())["piper"]
 
 
 @pytest.mark.parametrize(
@@ -35,7 +35,7 @@ def state() -> tuple[int, int]:
         ({"text": "hi", "colour": "blue"}, 422, "colour: Extra inputs are not permitted"),
     ],
 )
-def test_invalid_job_is_refused_and_nothing_is_kept(http: httpx.Client, body: dict, status: int, message: str) -> None:
+def test_invalid_job_is_refused_and_nothing_is_kept(http: TestClient, body: dict, status: int, message: str) -> None:
     before = state()
     r = http.post("/v1/jobs", json=body)
     assert r.status_code == status, r.text
@@ -43,7 +43,7 @@ def test_invalid_job_is_refused_and_nothing_is_kept(http: httpx.Client, body: di
     assert state() == before
 
 
-def test_malformed_json(http: httpx.Client) -> None:
+def test_malformed_json(http: TestClient) -> None:
     before = state()
     r = http.post("/v1/jobs", content=b'{"text": "hi",', headers={"Content-Type": "application/json"})
     assert r.status_code == 400 and r.json()["error"] == "malformed JSON body"
@@ -58,18 +58,18 @@ def test_malformed_json(http: httpx.Client) -> None:
         ({"Authorization": "Bearer vf_not-a-key"}, "invalid API key"),
     ],
 )
-def test_missing_or_wrong_key(farm, headers: dict, message: str) -> None:
+def test_missing_or_wrong_key(app: TestClient, headers: dict, message: str) -> None:
     before = state()
-    r = httpx.post(f"{farm.url}/v1/jobs", json={"text": "hi"}, headers=headers)
+    r = app.post("/v1/jobs", json={"text": "hi"}, headers=headers)
     assert r.status_code == 401 and message in r.json()["error"]
     assert state() == before
 
 
-def test_bearer_key_works(farm, api_key: str) -> None:
-    r = httpx.get(f"{farm.url}/v1/voices", headers={"Authorization": f"Bearer {api_key}"})
+def test_bearer_key_works(app: TestClient, api_key: str) -> None:
+    r = app.get("/v1/voices", headers={"Authorization": f"Bearer {api_key}"})
     assert r.status_code == 200
 
 
-def test_unknown_job_and_unready_audio(http: httpx.Client) -> None:
+def test_unknown_job_and_unready_audio(http: TestClient) -> None:
     assert http.get("/v1/jobs/doesnotexist").json()["error"] == "no job 'doesnotexist'"
     assert http.get("/v1/audio/" + "0" * 64 + ".wav").status_code == 404

@@ -13,7 +13,7 @@ import soundfile as sf
 import soxr
 from sqlalchemy import func, select
 
-from tests.conftest import ENV, LOGS, wait_final
+from tests.farm.conftest import ENV, LOGS, wait_final
 from voicefarm import db
 from voicefarm.models import ClonedVoice, Job, Rendition
 from voicefarm.settings import Settings

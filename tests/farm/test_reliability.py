@@ -14,7 +14,7 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from tests.conftest import ENV, REDIS, free_port, wait_final
+from tests.farm.conftest import ENV, REDIS, free_port, wait_final
 from voicefarm import db
 from voicefarm.models import Job, Rendition
 from voicefarm.settings import get_settings
@@ -32,7 +32,7 @@ def outcomes(job: dict) -> list[tuple[str, str]]:
         ("flaky", "broken", "RuntimeError: this engine always fails"),
         ("slow", "hangs", "SoftTimeLimitExceeded"),
         ("stuck", "stuck", "TimeLimitExceeded"),
-        ("quiet", "silent", "Rejected: silence"),
+        ("quiet", "silent", "AudioRejected: silence"),
     ],
 )
 def test_a_failing_engine_hands_the_job_to_the_next(http: httpx.Client, tier: str, engine: str, error: str) -> None:

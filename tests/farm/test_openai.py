@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 from sqlalchemy import select
 
-from tests.conftest import free_port, wait_final
+from tests.farm.conftest import free_port, wait_final
 from tests.test_client import speech_wav  # noqa: F401 (fixture)
 from voicefarm import db
 from voicefarm.client import Client

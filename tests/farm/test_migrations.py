@@ -33,10 +33,10 @@ def test_sqlite_upgrade_and_downgrade(tmp_path: Path) -> None:
     engine = create_engine(env["VOICEFARM_DATABASE_URL"])
     assert tables_and_columns(engine) == expected()
     subprocess.run(["alembic", "downgrade", "base"], env=env, check=True, capture_output=True,
-                   cwd=Path(__file__).parent.parent)
+                   cwd=Path(__file__).parents[2])
     assert tables_and_columns(engine) == {}
 
 
 def test_models_and_migrations_agree() -> None:
-    done = subprocess.run(["alembic", "check"], capture_output=True, text=True, cwd=Path(__file__).parent.parent)
+    done = subprocess.run(["alembic", "check"], capture_output=True, text=True, cwd=Path(__file__).parents[2])
     assert done.returncode == 0, done.stdout + done.stderr

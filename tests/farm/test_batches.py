@@ -12,7 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import wait_final
+from tests.farm.conftest import wait_final
 from voicefarm import db
 from voicefarm.client import verify_signature
 from voicefarm.models import Attempt, Job

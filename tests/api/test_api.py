@@ -1,0 +1,55 @@
+"""What the API decides by itself, in process: what it records and enqueues for a valid job, who
+may see it, and how each error of the farm's tree becomes an HTTP status and a message."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from voicefarm import db, stats
+from voicefarm.auth import create_key
+from voicefarm.settings import get_settings
+
+
+def queued() -> int:
+    return stats.queue_depths(get_settings())["piper"]
+
+
+def test_a_valid_job_is_recorded_and_enqueued_once(http: TestClient, app: TestClient) -> None:
+    before = queued()
+    r = http.post("/v1/jobs", json={"text": "Recorded, then enqueued.", "format": "mp3"})
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["status"] == "queued" and job["engine"] == "piper" and job["format"] == "mp3"
+    assert queued() == before + 1
+    assert http.get(f"/v1/jobs/{job['id']}").json()["status"] == "queued"
+    not_ready = http.get(f"/v1/jobs/{job['id']}/audio")
+    assert not_ready.status_code == 409 and not_ready.json()["error"] == f"job {job['id']} is queued; its audio is not ready"
+    # The same request again follows the first: one synthesis, nothing more on the queue.
+    again = http.post("/v1/jobs", json={"text": "Recorded, then enqueued.", "format": "mp3"}).json()
+    assert again["id"] != job["id"] and queued() == before + 1
+
+    with db.session() as s:
+        stranger = create_key(s, "tenant-z", name="tests")
+    other = app.get(f"/v1/jobs/{job['id']}", headers={"X-API-Key": stranger})
+    assert other.status_code == 404 and other.json()["error"] == f"no job {job['id']!r}"
+
+
+def test_admin_endpoints_need_an_admin_key(http: TestClient, app: TestClient, admin_key: str) -> None:
+    refused = http.get("/v1/engines")
+    assert refused.status_code == 403 and refused.json()["error"] == "this endpoint needs an admin API key"
+    engines = {e["name"]: e for e in app.get("/v1/engines", headers={"X-API-Key": admin_key}).json()}
+    assert engines["piper"]["status"] == "no live worker" and engines["piper"]["degraded_until"] is None
+
+
+def test_uploads_are_refused_with_their_reason_and_status(http: TestClient) -> None:
+    form = {"name": "Narrator", "language": "en", "consent": "true"}
+    unreadable = http.post("/v1/voices", data=form, files={"file": ("a.wav", b"RIFF not really a wave", "audio/wav")})
+    assert unreadable.status_code == 415, unreadable.text
+    message = unreadable.json()["error"]
+    assert message.startswith("not a readable audio file") and "object at 0x" not in message
+    big = b"\0" * (get_settings().voice_max_upload_bytes + 1)
+    too_large = http.post("/v1/voices", data=form, files={"file": ("a.wav", big, "audio/wav")})
+    assert too_large.status_code == 413 and "larger than the limit" in too_large.json()["error"]
+    no_consent = http.post("/v1/voices", data={**form, "consent": "false"}, files={"file": ("a.wav", b"x", "audio/wav")})
+    assert no_consent.status_code == 422 and no_consent.json()["error"].startswith("consent must be true")
+    assert http.get("/v1/voices/nobody").status_code == 404
