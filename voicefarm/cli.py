@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from voicefarm import broker
 from voicefarm.settings import Settings, get_settings
 
 app = typer.Typer(help="voicefarm: a distributed text-to-speech farm.", no_args_is_help=True, add_completion=False)
@@ -82,7 +83,7 @@ def worker(
     from voicefarm.tasks import ENGINE_ENV
 
     os.environ[ENGINE_ENV] = engine
-    from voicefarm.engines import queue_name
+    from voicefarm.broker import queue_name
     from voicefarm.heartbeat import Heartbeat
     from voicefarm.queue import app as celery
 
@@ -90,9 +91,7 @@ def worker(
 
     argv = ["worker", "-Q", queue_name(engine), "-P", "prefork", "-c", str(concurrency),
             "--prefetch-multiplier", "1", "-E", "-n", f"{engine}.{os.getpid()}@%h", "--loglevel", loglevel]
-    if settings.embedded_broker:
-        argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
-    celery.worker_main(argv)
+    celery.worker_main(argv + broker.for_settings(settings).worker_flags())
 
 
 @app.command()
@@ -103,9 +102,7 @@ def webhooks(concurrency: Annotated[int, typer.Option(help="Callbacks delivered 
 
     argv = ["worker", "-Q", QUEUE, "-P", "threads", "-c", str(concurrency), "-n", f"webhooks.{os.getpid()}@%h",
             "--loglevel", "info"]
-    if get_settings().embedded_broker:
-        argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
-    celery.worker_main(argv)
+    celery.worker_main(argv + broker.for_settings(get_settings()).worker_flags())
 
 
 @app.command()

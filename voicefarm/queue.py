@@ -2,41 +2,15 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from celery import Celery
-from redis import Redis
-
+from voicefarm import broker
 from voicefarm.settings import Settings, get_settings
-
-
-def broker_options(settings: Settings) -> dict:
-    if settings.embedded_broker:
-        folders = {name: settings.broker_dir / name for name in ("queue", "control", "processed")}
-        for folder in folders.values():
-            folder.mkdir(parents=True, exist_ok=True)
-        return {
-            "data_folder_in": str(folders["queue"]),
-            "data_folder_out": str(folders["queue"]),
-            "control_folder": str(folders["control"]),
-            "processed_folder": str(folders["processed"]),
-            "polling_interval": settings.filesystem_polling_interval,
-        }
-    # Redis redelivers an unacked message after the visibility timeout: it must outlast the
-    # longest task, or a slow job would run twice.
-    return {"visibility_timeout": settings.longest_task * 2 + 60, "global_keyprefix": f"{settings.redis_prefix}:"}
-
-
-@lru_cache
-def broker_client(url: str) -> Redis:
-    """A pooled client for reading the Redis broker's lists (queue depth, the reconciler)."""
-    return Redis.from_url(url, socket_timeout=2)
 
 
 def make_celery(settings: Settings) -> Celery:
     app = Celery("voicefarm", broker=settings.broker_url, include=["voicefarm.tasks", "voicefarm.webhooks"])
     app.conf.update(
-        broker_transport_options=broker_options(settings),
+        broker_transport_options=broker.for_settings(settings).transport_options(),
         broker_connection_retry_on_startup=True,
         task_serializer="json",
         accept_content=["json"],
@@ -60,10 +34,8 @@ app = make_celery(get_settings())
 
 def route_options(engine: str, settings: Settings) -> dict:
     """Queue and time limits for a job's run on one engine."""
-    from voicefarm.engines import queue_name
-
     soft, hard = settings.time_limits(engine)
-    return {"queue": queue_name(engine), "soft_time_limit": soft, "time_limit": hard}
+    return {"queue": broker.queue_name(engine), "soft_time_limit": soft, "time_limit": hard}
 
 
 INTERACTIVE, BATCH = 0, 9  # Redis serves priority 0 first: batches never starve interactive jobs

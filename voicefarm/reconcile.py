@@ -4,41 +4,18 @@ and never a job whose message still exists or that a worker has just taken."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from datetime import timedelta
 
 from sqlalchemy import select
 
-from voicefarm import batches, db
+from voicefarm import batches, broker, db
 from voicefarm.models import Job, Status, utcnow
-from voicefarm.queue import broker_client, enqueue
+from voicefarm.queue import enqueue
 from voicefarm.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def message_ids(settings: Settings) -> set[str]:
-    """Task ids (= job ids) of every message the broker holds: waiting or delivered but unacked."""
-    if settings.embedded_broker:
-        folder = settings.broker_dir / "queue"
-        found = set()
-        for path in folder.glob("*.msg"):
-            try:
-                found.add(json.loads(path.read_text())["headers"]["id"])
-            except (OSError, ValueError, KeyError):  # taken by a worker while we looked
-                pass
-        return found
-    client = broker_client(settings.broker_url)
-    prefix = f"{settings.redis_prefix}:"
-    raw: list[bytes] = []
-    for key in client.scan_iter(f"{prefix}tts.*", _type="list"):
-        raw += client.lrange(key, 0, -1)
-    found = {json.loads(m)["headers"]["id"] for m in raw}
-    # kombu keeps delivered, unacked messages in a hash: [message, exchange, routing key].
-    found |= {json.loads(v)[0]["headers"]["id"] for v in client.hvals(f"{prefix}unacked")}
-    return found
 
 
 def orphans(settings: Settings, older_than: float) -> dict[str, tuple[str, bool]]:
@@ -56,7 +33,7 @@ def orphans(settings: Settings, older_than: float) -> dict[str, tuple[str, bool]
                              for a in job.attempts)}
         candidates |= {job.id: (job.engine, job.batch_id is not None) for job in running
                        if all(a.started_at <= stuck_before for a in job.attempts)}
-    present = message_ids(settings)
+    present = broker.for_settings(settings).message_ids()
     return {job_id: route for job_id, route in candidates.items() if job_id not in present}
 
 

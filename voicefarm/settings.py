@@ -140,20 +140,12 @@ class Settings(BaseSettings):
         return self.engine_time_limits.get(engine, (self.task_soft_time_limit, self.task_time_limit))
 
     @property
-    def embedded_broker(self) -> bool:
-        return self.broker_url.startswith("filesystem://")
-
-    @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/") + "/"
 
     @property
     def longest_task(self) -> int:
         return max([self.task_time_limit, *(hard for _, hard in self.engine_time_limits.values())])
-
-    @property
-    def broker_dir(self) -> Path:
-        return self.data_dir / "broker"
 
 
 @lru_cache

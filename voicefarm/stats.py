@@ -3,15 +3,12 @@ the admin endpoints. The database is the record, so every API replica reports th
 
 from __future__ import annotations
 
-from collections import defaultdict
-
 from sqlalchemy import Float, case, cast, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from voicefarm.engines import queue_name
+from voicefarm import broker
 from voicefarm.models import Attempt, Job, Status
-from voicefarm.queue import broker_client
 from voicefarm.settings import Settings
 
 SYNTHESIS_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -75,15 +72,4 @@ def characters(s: Session) -> dict[tuple[str, str], int]:
 
 def queue_depths(settings: Settings) -> dict[str, int]:
     """Messages waiting on each engine's queue."""
-    if settings.embedded_broker:
-        counts: dict[str, int] = defaultdict(int)
-        for path in (settings.broker_dir / "queue").glob("*.msg"):
-            counts[path.name.rsplit(".", 2)[-2].removeprefix("tts.")] += 1
-        return {engine: counts.get(engine, 0) for engine in settings.engines}
-    client = broker_client(settings.broker_url)
-    prefix = f"{settings.redis_prefix}:"
-    # kombu keeps one list per priority level: "<queue>" and "<queue>\x06\x16<priority>".
-    return {engine: sum(client.llen(key) for key in
-                        client.scan_iter(f"{prefix}{queue_name(engine)}*", _type="list")
-                        if key.decode().split("\x06\x16")[0] == f"{prefix}{queue_name(engine)}")
-            for engine in settings.engines}
+    return broker.for_settings(settings).queue_depths(settings.engines)

@@ -25,13 +25,11 @@ import re
 import shutil
 import subprocess
 import sys
-import uuid
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
 from urllib.parse import urlparse
 
-import httpx
 import jsonschema
 import kubernetes_validate
 import promql_parser
@@ -43,7 +41,7 @@ from kombu.transport.redis import PRIORITY_STEPS, Channel
 
 from voicefarm import queue as celery_queue
 from voicefarm.cli import app as cli_app
-from voicefarm.engines import queue_name
+from voicefarm.broker import queue_name
 from voicefarm.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

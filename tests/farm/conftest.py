@@ -6,6 +6,7 @@ The environment is set before voicefarm is imported, since its settings are read
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
@@ -23,6 +24,7 @@ import httpx
 import psycopg
 import pytest
 import redis
+import soundfile as sf
 
 from tests.net import free_port
 from tests.fake_google import FakeTextToSpeech, service_account_file
@@ -82,7 +84,7 @@ from voicefarm import db  # noqa: E402
 from voicefarm.auth import create_key  # noqa: E402
 from voicefarm.farm import Farm  # noqa: E402
 from voicefarm.models import Attempt, Breaker, utcnow  # noqa: E402
-from voicefarm.settings import get_settings  # noqa: E402
+from voicefarm.settings import Settings, get_settings  # noqa: E402
 
 
 def _wait(what: str, ready, timeout: float = 30.0) -> None:
@@ -257,3 +259,20 @@ def transcribe():
         return " ".join(seg.text for seg in segments)
 
     return run
+
+
+CLONE_TEXT = "This is my own voice, recorded slowly and clearly, so the farm can learn how I sound."
+
+
+@pytest.fixture(scope="session")
+def speech_wav() -> bytes:
+    """A few seconds of real speech (Piper, in this process), as WAV: a sample to clone."""
+    from voicefarm import engines
+    from voicefarm.engines.base import SynthesisRequest
+
+    engine = engines.create("piper", Settings())
+    engine.load()
+    audio = engine.synthesize(SynthesisRequest(CLONE_TEXT, "en_US-joe-medium", "en-US", speed=0.9))
+    buf = io.BytesIO()
+    sf.write(buf, audio.samples, audio.sample_rate, format="WAV")
+    return buf.getvalue()

@@ -4,43 +4,14 @@ tests/unit/test_client_retries.py)."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import io
-import json
-import threading
-import time
 from collections.abc import Iterator
-from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import soundfile as sf
 
-from tests.farm.conftest import free_port
-from voicefarm.client import (AsyncClient, Client, Invalid, JobFailed, NotFound, Unauthorized, Unavailable,
-                              verify_signature)
-from voicefarm.signing import signature
+from voicefarm.client import (AsyncClient, Client, Invalid, JobFailed, NotFound, Unauthorized)
 from voicefarm.farm import Farm
-from voicefarm.schemas import JobOut
-from voicefarm.settings import Settings
-
-SPEECH_TEXT = "This is my own voice, recorded slowly and clearly, so the farm can learn how I sound."
-
-
-@pytest.fixture(scope="session")
-def speech_wav() -> bytes:
-    """A few seconds of real speech (Piper, in this process), as WAV: a sample to clone."""
-    from voicefarm import engines
-    from voicefarm.engines.base import SynthesisRequest
-
-    engine = engines.create("piper", Settings())
-    engine.load()
-    audio = engine.synthesize(SynthesisRequest(SPEECH_TEXT, "en_US-joe-medium", "en-US", speed=0.9))
-    buf = io.BytesIO()
-    sf.write(buf, audio.samples, audio.sample_rate, format="WAV")
-    return buf.getvalue()
-
 
 @pytest.fixture
 def client(farm: Farm, api_key: str) -> Iterator[Client]:

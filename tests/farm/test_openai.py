@@ -16,7 +16,6 @@ import soundfile as sf
 from sqlalchemy import select
 
 from tests.farm.conftest import free_port, wait_final
-from tests.test_client import speech_wav  # noqa: F401 (fixture)
 from voicefarm import db
 from voicefarm.client import Client
 from voicefarm.farm import Farm
@@ -68,7 +67,7 @@ def test_each_openai_format(oai: openai.OpenAI, fmt: str, media_type: str) -> No
 
 
 def test_farm_voices_pass_through_and_extra_fields_are_ignored(oai: openai.OpenAI, farm: Farm, api_key: str,
-                                                               speech_wav: bytes) -> None:  # noqa: F811
+                                                               speech_wav: bytes) -> None:
     built_in = oai.audio.speech.create(model="tts-1", voice="en_US-joe-medium", input="A farm voice by its id.",
                                        response_format="wav", instructions="Speak cheerfully.")
     assert sf.info(io.BytesIO(built_in.content)).samplerate == 22050

@@ -110,13 +110,14 @@ def control(command: str, engine: str) -> None:
 
 @pytest.mark.fault_injection
 def test_redis_restart_with_jobs_queued_loses_none(http: httpx.Client, farm) -> None:
-    from voicefarm.reconcile import message_ids, reconcile
+    from voicefarm.broker import for_settings
+    from voicefarm.reconcile import reconcile
 
     control("cancel_consumer", "piper")  # park the jobs in Redis
     try:
         ids = [http.post("/v1/jobs", json={"text": f"Queued through a Redis restart, number {i}."}).json()["id"]
                for i in range(5)]
-        assert set(ids) <= message_ids(get_settings())
+        assert set(ids) <= for_settings(get_settings()).message_ids()
 
         r = redis.Redis.from_url(REDIS)
         try:
@@ -133,7 +134,7 @@ def test_redis_restart_with_jobs_queued_loses_none(http: httpx.Client, farm) -> 
                     break
             except redis.ConnectionError:
                 time.sleep(0.2)
-        assert not set(ids) & message_ids(get_settings())  # the broker forgot them
+        assert not set(ids) & for_settings(get_settings()).message_ids()  # the broker forgot them
 
         after = http.post("/v1/jobs", json={"text": "Submitted after the restart."})
         assert after.status_code == 202, after.text

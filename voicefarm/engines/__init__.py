@@ -20,7 +20,7 @@ PLUGINS: dict[str, str] = {
     "styletts2": "voicefarm.engines.styletts2:from_settings",
 }
 
-__all__ = ["Audio", "Capabilities", "Engine", "SynthesisRequest", "Voice", "PLUGINS", "create", "queue_name"]
+__all__ = ["PLUGINS", "Audio", "Capabilities", "Engine", "SynthesisRequest", "Voice", "create"]
 
 
 def create(name: str, settings: Settings) -> Engine:
@@ -30,7 +30,3 @@ def create(name: str, settings: Settings) -> Engine:
     except KeyError:
         raise ValueError(f"unknown engine {name!r}; known engines: {', '.join(sorted(plugins))}") from None
     return getattr(import_module(module), factory)(settings)
-
-
-def queue_name(engine: str) -> str:
-    return f"tts.{engine}"
