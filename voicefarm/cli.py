@@ -80,7 +80,7 @@ def worker(
         # One plain line on stderr: what an orchestrator's log of the crash loop shows.
         typer.echo(f"engine {engine} failed its self-test; this worker takes no jobs: {error}", err=True)
         raise typer.Exit(1)
-    from voicefarm.tasks import ENGINE_ENV
+    from voicefarm.worker import ENGINE_ENV
 
     os.environ[ENGINE_ENV] = engine
     from voicefarm.broker import queue_name

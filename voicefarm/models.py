@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import enum
 import uuid
 from datetime import datetime, timezone
+from enum import StrEnum
 
 from sqlalchemy import JSON, Boolean, DateTime, TypeDecorator, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy import text as sql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from voicefarm.jobs.chain import Link
 
 
 def utcnow() -> datetime:
@@ -33,14 +35,28 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime}
 
 
-class Status(str, enum.Enum):
+class JobStatus(StrEnum):
     queued = "queued"
     running = "running"
     succeeded = "succeeded"
     failed = "failed"
 
 
-ACTIVE = (Status.queued.value, Status.running.value)
+class Outcome(StrEnum):
+    """An attempt's: running until it reports, or `lost` when its worker died under it."""
+
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    lost = "lost"
+
+
+class BatchStatus(StrEnum):
+    running = "running"
+    done = "done"
+
+
+ACTIVE = (JobStatus.queued.value, JobStatus.running.value)
 
 
 class Tenant(Base):
@@ -90,7 +106,7 @@ class Batch(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="running")  # running, done
+    status: Mapped[str] = mapped_column(String(16), default=BatchStatus.running.value)
     total: Mapped[int] = mapped_column(Integer)
     callback_url: Mapped[str | None] = mapped_column(String(2000))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -102,7 +118,7 @@ class Job(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
-    status: Mapped[str] = mapped_column(String(16), default=Status.queued.value, index=True)
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.queued.value, index=True)
 
     text: Mapped[str] = mapped_column(Text)
     voice: Mapped[str] = mapped_column(String(200))
@@ -113,9 +129,7 @@ class Job(Base):
     speed: Mapped[float] = mapped_column(Float, default=1.0)
     output_rate: Mapped[int | None] = mapped_column(Integer)  # the rate asked for; None: the engine's
 
-    # Routes to try, in order: [{"engine", "voice", "cloned", "key", "source"}]; the voice is the
-    # one that engine speaks (a cloned voice's fallback on an engine that cannot clone); "source"
-    # keys the lossless master every format of this audio is made from.
+    # The engines to try, in order: voicefarm.jobs.chain.Link, as JSON.
     chain: Mapped[list[dict]] = mapped_column(JSON)
     engine: Mapped[str] = mapped_column(String(32))  # the engine it is on (or finished on)
     content_key: Mapped[str] = mapped_column(String(64), index=True)
@@ -139,9 +153,13 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column()
 
     @property
-    def route(self) -> dict:
-        """The chain entry of the engine the job is on."""
-        return next(r for r in self.chain if r["engine"] == self.engine)
+    def links(self) -> list[Link]:
+        return [Link(**entry) for entry in self.chain]
+
+    @property
+    def link(self) -> Link:
+        """The chain's link for the engine the job is on."""
+        return next(link for link in self.links if link.engine == self.engine)
 
     attempts: Mapped[list[Attempt]] = relationship(
         back_populates="job", order_by="Attempt.id", cascade="all, delete-orphan"
@@ -168,7 +186,7 @@ class Attempt(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     engine: Mapped[str] = mapped_column(String(32))
     worker: Mapped[str] = mapped_column(String(200), default="")
-    outcome: Mapped[str] = mapped_column(String(16), default=Status.running.value)  # or failed/succeeded/lost
+    outcome: Mapped[str] = mapped_column(String(16), default=Outcome.running.value)
     error: Mapped[str | None] = mapped_column(Text)
     rerouted_to: Mapped[str | None] = mapped_column(String(32))  # the engine the job moved on to
     started_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -32,7 +32,7 @@ def make_celery(settings: Settings) -> Celery:
 app = make_celery(get_settings())
 
 
-def route_options(engine: str, settings: Settings) -> dict:
+def run_options(engine: str, settings: Settings) -> dict[str, object]:
     """Queue and time limits for a job's run on one engine."""
     soft, hard = settings.time_limits(engine)
     return {"queue": broker.queue_name(engine), "soft_time_limit": soft, "time_limit": hard}
@@ -45,4 +45,4 @@ def enqueue(job_id: str, engine: str, settings: Settings, *, batch: bool = False
     """Send a job to its engine's queue. The task id is the job id (the reconciler looks for it),
     and a run that dies without reporting calls `voicefarm.lost` to move the job on."""
     app.send_task("voicefarm.synthesize", args=[job_id], task_id=job_id, priority=BATCH if batch else INTERACTIVE,
-                  link_error=app.signature("voicefarm.lost"), **route_options(engine, settings))
+                  link_error=app.signature("voicefarm.lost"), **run_options(engine, settings))

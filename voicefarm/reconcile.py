@@ -10,8 +10,9 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from voicefarm import batches, broker, db
-from voicefarm.models import Job, Status, utcnow
+from voicefarm import broker, db
+from voicefarm.jobs.batches import sweep
+from voicefarm.models import Job, JobStatus, utcnow
 from voicefarm.queue import enqueue
 from voicefarm.settings import Settings
 
@@ -24,9 +25,9 @@ def orphans(settings: Settings, older_than: float) -> dict[str, tuple[str, bool]
     now = utcnow()
     stuck_before = now - timedelta(seconds=settings.longest_task + settings.longest_task * 2 + 60)
     with db.session() as s:
-        waiting = s.scalars(select(Job).where(Job.leader_id.is_(None), Job.status == Status.queued.value,
+        waiting = s.scalars(select(Job).where(Job.leader_id.is_(None), Job.status == JobStatus.queued.value,
                                               Job.created_at <= now - timedelta(seconds=older_than))).all()
-        running = s.scalars(select(Job).where(Job.leader_id.is_(None), Job.status == Status.running.value,
+        running = s.scalars(select(Job).where(Job.leader_id.is_(None), Job.status == JobStatus.running.value,
                                               Job.started_at <= stuck_before)).all()
         candidates = {job.id: (job.engine, job.batch_id is not None) for job in waiting
                       if all(a.finished_at is None or a.finished_at <= now - timedelta(seconds=older_than)
@@ -42,7 +43,7 @@ def reconcile(settings: Settings, older_than: float | None = None, settle_second
     `settle_seconds` apart: a message a worker had just taken is by then a running job."""
     older_than = settings.reconcile_after_seconds if older_than is None else older_than
     with db.session() as s:
-        batches.sweep(s)
+        sweep(s)
     first = orphans(settings, older_than)
     if not first:
         return []

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from voicefarm import broker
-from voicefarm.models import Attempt, Job, Status
+from voicefarm.models import Attempt, Job, JobStatus
 from voicefarm.settings import Settings
 
 SYNTHESIS_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -44,7 +44,7 @@ def histogram(s: Session, value: ColumnElement[float], buckets: tuple[float, ...
     """A cumulative histogram of `value` over finished synthesis jobs, per engine, in one query."""
     columns = [func.sum(case((value <= b, 1), else_=0)) for b in buckets]
     query = (select(Job.engine, *columns, func.sum(value), func.count())
-             .where(Job.status == Status.succeeded.value, Job.leader_id.is_(None), Job.synthesis_seconds.is_not(None))
+             .where(Job.status == JobStatus.succeeded.value, Job.leader_id.is_(None), Job.synthesis_seconds.is_not(None))
              .group_by(Job.engine))
     return {row[0]: ([int(c or 0) for c in row[1:-2]], float(row[-2] or 0), int(row[-1])) for row in s.execute(query)}
 
@@ -65,7 +65,7 @@ def job_latency(s: Session) -> Histogram:
 def characters(s: Session) -> dict[tuple[str, str], int]:
     """Characters synthesized per engine and tenant (cost tracking: what cloud engines bill)."""
     rows = s.execute(select(Job.engine, Job.tenant_id, func.sum(func.length(Job.text)))
-                     .where(Job.status == Status.succeeded.value, Job.leader_id.is_(None), Job.synthesis_seconds.is_not(None))
+                     .where(Job.status == JobStatus.succeeded.value, Job.leader_id.is_(None), Job.synthesis_seconds.is_not(None))
                      .group_by(Job.engine, Job.tenant_id))
     return {(engine, tenant): int(n or 0) for engine, tenant, n in rows}
 

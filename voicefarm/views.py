@@ -6,20 +6,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from voicefarm.cache import CachedAudio
-from voicefarm.models import ACTIVE, Batch, Job, Status
+from voicefarm.models import ACTIVE, Batch, Job, JobStatus
 from voicefarm.schemas import (AttemptOut, BatchCounts, BatchFailure, BatchItem, BatchOut, JobOut, Timings)
 
 
 def job_out(job: Job, base_url: str) -> JobOut:
     """A job as the API shows it; `base_url` ends in a slash."""
-    done = job.status == Status.succeeded.value
+    done = job.status == JobStatus.succeeded.value
     return JobOut(
         id=job.id,
         status=job.status,
         poll_url=f"{base_url}v1/jobs/{job.id}",
         engine=job.engine,
         voice=job.voice,
-        spoken_voice=job.route["voice"],
+        spoken_voice=job.link.voice,
         language=job.language,
         quality=job.quality,
         format=job.format,
@@ -59,7 +59,7 @@ def batch_out(s: Session, batch: Batch, base_url: str) -> BatchOut:
         progress=round((counts.succeeded + counts.failed) / batch.total, 4) if batch.total else 1.0,
         poll_url=f"{base_url}v1/batches/{batch.id}",
         failed=[BatchFailure(index=j.batch_index, text=j.text, voice=j.voice, error=j.error)
-                for j in jobs if j.status == Status.failed.value],
+                for j in jobs if j.status == JobStatus.failed.value],
         manifest=[BatchItem(index=j.batch_index, text=j.text, voice=j.voice, format=j.format, job_id=j.id,
                             audio_url=f"{base_url}v1/{j.object_key}" if j.object_key else None)
                   for j in jobs] if done else [],

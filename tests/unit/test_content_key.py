@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from voicefarm.catalog import Route
 from voicefarm.engines.base import Voice
-from voicefarm.jobs import content_key, normalise_language, normalise_text, source_key
+from voicefarm.jobs.keys import content_key, normalise_language, normalise_text, source_key
 
 VOICE = Voice("v", "en-US", version="1")
 ROUTE = Route("piper", "piper-tts-1.8.0", VOICE)

@@ -5,12 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
-from voicefarm import batches, jobs
+from voicefarm.jobs import submit
 from voicefarm.api.deps import DB, Caller, get_catalog, get_live
 from voicefarm.cache import get_cache
 from voicefarm.errors import InvalidRequest, NotFound
 from voicefarm.models import Batch
-from voicefarm.queue import enqueue
 from voicefarm.schemas import BatchOut, BatchRequest, Problem, TenantOut
 from voicefarm.settings import get_settings
 from voicefarm.storage import get_store
@@ -22,7 +21,7 @@ router = APIRouter(prefix="/v1", tags=["batches"])
 errors = {code: {"model": Problem} for code in (401, 404, 422, 503)}
 
 
-def plans(s: DB, tenant_id: str, body: BatchRequest) -> list[jobs.Plan]:
+def plans(s: DB, tenant_id: str, body: BatchRequest) -> list[submit.Plan]:
     """Every item validated before anything is stored: one bad item refuses the batch."""
     settings, catalog = get_settings(), get_catalog()
     items = body.expand()
@@ -35,18 +34,17 @@ def plans(s: DB, tenant_id: str, body: BatchRequest) -> list[jobs.Plan]:
         voice_id = item.voice or settings.default_voice
         voice = catalog.voice(voice_id) or cloned_voice(s, tenant_id, voice_id, settings)
         try:
-            out.append(jobs.plan(item, voice, settings, catalog))
+            out.append(submit.plan(item, voice, settings, catalog))
         except InvalidRequest as e:
             raise InvalidRequest(f"item {index}: {e.message}") from None
     return out
 
 
 def create(s: DB, tenant_id: str, body: BatchRequest) -> Batch:
-    batch, to_enqueue = batches.create(s, get_cache(), get_store(), tenant_id, plans(s, tenant_id, body),
-                                       live=get_live()(), callback_url=str(body.callback_url) if body.callback_url else None)
-    # A job whose message never made it is re-sent by the reconciler; the batch is already safe.
-    for job in to_enqueue:
-        enqueue(job.id, job.engine, get_settings(), batch=True)
+    callback = str(body.callback_url) if body.callback_url else None
+    batch, to_send = submit.create_batch(s, get_cache(), get_store(), tenant_id, plans(s, tenant_id, body),
+                                         live=get_live()(), callback_url=callback)
+    submit.send(s, to_send, get_settings(), batch=batch)
     return batch
 
 

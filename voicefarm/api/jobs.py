@@ -9,14 +9,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 
-from voicefarm import jobs
+from voicefarm.jobs import submit as lifecycle_submit
 from voicefarm.api.deps import DB, Caller, get_catalog, get_live
 from voicefarm.audio import content_type
 from voicefarm.cache import CachedAudio, get_cache
-from voicefarm.errors import NotFound, NotReady, Unavailable
+from voicefarm.errors import NotFound, NotReady
 from voicefarm.metrics import cache_requests
-from voicefarm.models import Job, Rendition, Status
-from voicefarm.queue import enqueue
+from voicefarm.models import Job, Rendition, JobStatus
 from voicefarm.schemas import JobOut, JobRequest, Problem
 from voicefarm.views import cached_out, job_out
 from voicefarm.settings import get_settings
@@ -51,7 +50,7 @@ async def accept(s: Session, tenant_id: str, body: JobRequest, idempotency_key: 
     settings, catalog = get_settings(), get_catalog()
     voice_id = body.voice or settings.default_voice
     voice = catalog.voice(voice_id) or await run_in_threadpool(cloned_voice, s, tenant_id, voice_id, settings)
-    p = jobs.plan(body, voice, settings, catalog)
+    p = lifecycle_submit.plan(body, voice, settings, catalog)
     # Hot path: the preferred rendition is in Redis; no thread, no database. A retry with an
     # idempotency key skips it, to get its first job back.
     hit = None if idempotency_key else await get_cache().peek(p.keys[0])
@@ -61,17 +60,13 @@ async def accept(s: Session, tenant_id: str, body: JobRequest, idempotency_key: 
     return result
 
 
-def submit(s: Session, tenant_id: str, p: jobs.Plan, idempotency_key: str | None,
+def submit(s: Session, tenant_id: str, p: lifecycle_submit.Plan, idempotency_key: str | None,
            callback_url: str | None = None) -> Job | CachedAudio:
-    result, new = jobs.submit(s, get_cache(), get_store(), tenant_id, p, live=get_live()(),
-                              idempotency_key=idempotency_key, callback_url=callback_url)
+    result, new = lifecycle_submit.submit(s, get_cache(), get_store(), tenant_id, p, live=get_live()(),
+                                          idempotency_key=idempotency_key, callback_url=callback_url)
     if new:
-        try:
-            enqueue(result.id, result.engine, get_settings())
-        except Exception as e:
-            s.delete(result)  # nothing half-written: a job no queue holds must not exist
-            s.commit()
-            raise Unavailable(f"broker unavailable, job not accepted: {e}") from None
+        assert isinstance(result, Job)
+        lifecycle_submit.send(s, [result], get_settings())
     return result
 
 
@@ -99,7 +94,7 @@ def serve(object_key: str, fmt: str) -> Response:
 def get_job_audio(job_id: str, s: DB, caller: Caller) -> Response:
     """The job's audio: a redirect to a presigned URL (S3), or the bytes (local store)."""
     job = owned_job(s, caller, job_id)
-    if job.status != Status.succeeded.value or not job.object_key:
+    if job.status != JobStatus.succeeded.value or not job.object_key:
         raise NotReady(f"job {job_id} is {job.status}; its audio is not ready")
     return serve(job.object_key, job.format)
 

@@ -27,7 +27,7 @@ from voicefarm.api.deps import DB, Caller
 from voicefarm.api.jobs import accept
 from voicefarm.audio import content_type
 from voicefarm.cache import CachedAudio
-from voicefarm.models import ACTIVE, Job, Status
+from voicefarm.models import ACTIVE, Job, JobStatus
 from voicefarm.schemas import JobRequest
 from voicefarm.settings import Settings, get_settings
 from voicefarm.storage import get_store
@@ -121,7 +121,7 @@ async def finished_audio(s: Session, job_id: str, timeout: float) -> str:
             raise HTTPException(504, {"message": f"job {job_id} is still {state.status} after {timeout:g} s; "
                                                  f"poll GET /v1/jobs/{job_id}", "job_id": job_id})
         await asyncio.sleep(POLL_SECONDS)
-    if state.status != Status.succeeded.value or not state.object_key:
+    if state.status != JobStatus.succeeded.value or not state.object_key:
         raise HTTPException(502, {"message": f"job {job_id} failed: {state.error}", "job_id": job_id})
     return state.object_key
 

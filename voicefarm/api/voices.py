@@ -10,7 +10,7 @@ from sqlalchemy import select
 from voicefarm import voices
 from voicefarm.api.deps import DB, Caller, get_catalog
 from voicefarm.cache import get_cache
-from voicefarm.jobs import normalise_language
+from voicefarm.jobs.keys import normalise_language
 from voicefarm.models import ClonedVoice
 from voicefarm.errors import InvalidRequest, NotFound
 from voicefarm.schemas import ClonedVoiceOut, Problem, SampleAnalysis, VoiceOut

@@ -1,28 +1,42 @@
-"""Submitting a job: validate, key, answer from the cache, or record it once and enqueue it."""
+"""Submitting: validate and key a request, answer it from the cache, or record it once and send
+it to its engine's queue. Batches are many submissions recorded together."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-import unicodedata
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from voicefarm import renditions
 from voicefarm.audio import FORMATS
 from voicefarm.breaker import Available
 from voicefarm.cache import AudioCache, CachedAudio
 from voicefarm.catalog import Catalog, Route
 from voicefarm.engines.base import Voice
-from voicefarm.errors import InvalidRequest
-from voicefarm import renditions
-from voicefarm.models import ACTIVE, Job, Rendition, Status, utcnow
-from voicefarm.schemas import JobRequest
+from voicefarm.errors import InvalidRequest, Unavailable
+from voicefarm.jobs.batches import finish_if_done
+from voicefarm.jobs.chain import Link
+from voicefarm.jobs.keys import content_key, normalise_language, normalise_text, source_key
+from voicefarm.jobs.lifecycle import copy_outcome, in_flight
+from voicefarm.models import ACTIVE, Batch, Job, JobStatus, Rendition, utcnow
+from voicefarm.queue import enqueue
 from voicefarm.settings import Settings
 from voicefarm.storage import Store
+
+
+class Request(Protocol):
+    """What a job asks for; the API's JobRequest and BatchItem both are one."""
+
+    text: str
+    voice: str | None
+    language: str | None
+    quality: str | None
+    format: str
+    speed: float
+    sample_rate: int | None
 
 
 @dataclass(frozen=True)
@@ -39,35 +53,7 @@ class Plan:
     keys: list[str]  # content key for each route, same order
 
 
-def normalise_text(text: str) -> str:
-    return re.sub(r"\s+", " ", unicodedata.normalize("NFC", text)).strip()
-
-
-def normalise_language(tag: str) -> str:
-    parts = tag.replace("_", "-").split("-")
-    return "-".join([parts[0].lower(), *(p.upper() if len(p) == 2 else p for p in parts[1:])])
-
-
-def source_key(*, text: str, language: str, speed: float, route: Route) -> str:
-    """sha256 over what the engine synthesizes: equal keys mean the same speech, in any format."""
-    canonical = {
-        "text": text,
-        "voice": route.voice.id,
-        "voice_version": route.voice.version,
-        "language": language,
-        "speed": round(speed, 3),
-        "engine": route.engine,
-        "model_version": route.model_version,
-    }
-    return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def content_key(source: str, format: str, sample_rate: int | None) -> str:
-    """The key of one rendition of that speech: equal keys mean interchangeable files."""
-    return hashlib.sha256(f"{source}:{format}:{sample_rate or 'native'}".encode()).hexdigest()
-
-
-def plan(request: JobRequest, voice: Voice | None, settings: Settings, catalog: Catalog) -> Plan:
+def plan(request: Request, voice: Voice | None, settings: Settings, catalog: Catalog) -> Plan:
     """Validate a request whose voice the caller has looked up (None: no such voice)."""
     text = normalise_text(request.text)
     if not text:
@@ -84,7 +70,8 @@ def plan(request: JobRequest, voice: Voice | None, settings: Settings, catalog: 
     if quality not in settings.tiers:
         raise InvalidRequest(f"quality {quality!r} is not a tier; use one of {', '.join(settings.tiers)}")
     if voice is None:
-        raise InvalidRequest(f"unknown voice {request.voice or settings.default_voice!r}; GET /v1/voices lists the voices")
+        raise InvalidRequest(f"unknown voice {request.voice or settings.default_voice!r}; "
+                             "GET /v1/voices lists the voices")
     language = normalise_language(request.language or voice.language)
     if not voice.cloned and language.split("-")[0] != voice.language.split("-")[0]:
         raise InvalidRequest(f"language {language!r} is not supported by voice {voice.id!r} ({voice.language})")
@@ -100,14 +87,14 @@ def plan(request: JobRequest, voice: Voice | None, settings: Settings, catalog: 
 def submit(session: Session, cache: AudioCache, store: Store, tenant_id: str, p: Plan, *, live: Available,
            idempotency_key: str | None = None, **extra: object) -> tuple[Job | CachedAudio, bool]:
     """The cached audio if it exists, else a job row, committed; and whether the caller must
-    enqueue it (a new job that leads its own synthesis).
+    send it (a new job that leads its own synthesis).
 
     Audio that exists in another format or rate is converted from its lossless master, not
     synthesized again. The job starts on the first engine of its chain with a live worker and a
-    closed breaker (the first engine when there is none: it waits in that queue). A job whose identical request is already in flight
-    becomes its follower and is not enqueued: the leader's synthesis completes both. A repeated
-    idempotency key returns the tenant's first job with that key. `extra` sets other job fields
-    (callback_url, batch_id, batch_index).
+    closed breaker (the first engine when there is none: it waits in that queue). A job whose
+    identical request is already in flight becomes its follower and is not sent: the leader's
+    synthesis completes both. A repeated idempotency key returns the tenant's first job with
+    that key. `extra` sets other job fields (callback_url, batch_id, batch_index).
     """
     if idempotency_key is not None:
         first = earlier(session, tenant_id, idempotency_key)
@@ -127,9 +114,7 @@ def submit(session: Session, cache: AudioCache, store: Store, tenant_id: str, p:
         session.rollback()
     if idempotency_key is not None and (first := earlier(session, tenant_id, idempotency_key)) is not None:
         return first, False
-    leader = session.scalars(
-        select(Job).where(Job.content_key == p.keys[start], Job.leader_id.is_(None), Job.status.in_(ACTIVE))
-    ).first()
+    leader = in_flight(session, p.keys[start])
     job = Job(**fields, leader_id=leader.id if leader else None)
     session.add(job)
     session.commit()
@@ -138,13 +123,14 @@ def submit(session: Session, cache: AudioCache, store: Store, tenant_id: str, p:
     # The leader may have finished before this follower was visible to it: settle from its row.
     session.refresh(leader)
     if leader.status not in ACTIVE:
-        follow(job, leader)
+        copy_outcome(leader, job)
         session.commit()
     return job, False
 
 
-def job_fields(tenant_id: str, p: Plan, start: int, **extra: object) -> dict:
+def job_fields(tenant_id: str, p: Plan, start: int, **extra: object) -> dict[str, object]:
     """A job row's fields for a plan, starting on route `start`."""
+    chain = [Link(r.engine, r.voice.id, r.voice.cloned, key, src) for r, key, src in zip(p.routes, p.keys, p.sources)]
     return dict(
         tenant_id=tenant_id,
         text=p.text,
@@ -155,8 +141,7 @@ def job_fields(tenant_id: str, p: Plan, start: int, **extra: object) -> dict:
         format=p.format,
         speed=p.speed,
         output_rate=p.sample_rate,
-        chain=[{"engine": r.engine, "voice": r.voice.id, "cloned": r.voice.cloned, "key": k, "source": src}
-               for r, k, src in zip(p.routes, p.keys, p.sources)],
+        chain=[link.to_json() for link in chain],
         engine=p.routes[start].engine,
         content_key=p.keys[start],
         **extra,
@@ -167,7 +152,8 @@ def finished_from_cache(tenant_id: str, p: Plan, hit: CachedAudio, **extra: obje
     """A job that needs no synthesis (a batch item already cached): recorded as done."""
     now = utcnow()
     job = Job(**job_fields(tenant_id, p, 0, **extra))
-    job.status, job.engine, job.content_key, job.object_key = Status.succeeded.value, hit.engine, hit.content_key, hit.object_key
+    job.status, job.engine, job.content_key, job.object_key = (JobStatus.succeeded.value, hit.engine, hit.content_key,
+                                                               hit.object_key)
     job.duration, job.sample_rate, job.started_at, job.finished_at = hit.duration, hit.sample_rate, now, now
     return job
 
@@ -188,8 +174,35 @@ def earlier(session: Session, tenant_id: str, idempotency_key: str) -> Job | Non
     ).first()
 
 
-def follow(job: Job, leader: Job) -> None:
-    """Copy a finished leader's outcome onto a follower."""
-    for field in ("status", "engine", "object_key", "duration", "sample_rate", "synthesis_seconds", "error",
-                  "started_at", "finished_at"):
-        setattr(job, field, getattr(leader, field))
+def create_batch(session: Session, cache: AudioCache, store: Store, tenant_id: str, plans: list[Plan], *,
+                 live: Available, callback_url: str | None) -> tuple[Batch, list[Job]]:
+    """Record a batch and its jobs; returns it and the jobs the caller must send. Items already
+    cached finish at once; duplicates share one synthesis, as identical jobs always do."""
+    batch = Batch(tenant_id=tenant_id, total=len(plans), callback_url=callback_url)
+    session.add(batch)
+    session.commit()
+    to_send = []
+    for index, p in enumerate(plans):
+        result, new = submit(session, cache, store, tenant_id, p, live=live, batch_id=batch.id, batch_index=index)
+        if isinstance(result, CachedAudio):
+            session.add(finished_from_cache(tenant_id, p, result, batch_id=batch.id, batch_index=index))
+            session.commit()
+        elif new:
+            to_send.append(result)
+    finish_if_done(session, [batch.id])
+    session.commit()
+    return batch, to_send
+
+
+def send(session: Session, jobs: list[Job], settings: Settings, *, batch: Batch | None = None) -> None:
+    """Put new jobs on their engines' queues (a batch's behind interactive jobs). If the broker
+    refuses, nothing of the request is kept: a job no queue holds must not exist, so the job,
+    or the whole batch, is deleted and the caller told the farm is unavailable."""
+    try:
+        for job in jobs:
+            enqueue(job.id, job.engine, settings, batch=batch is not None)
+    except Exception as e:
+        for row in [batch] if batch is not None else jobs:
+            session.delete(row)  # a batch's jobs go with it (ON DELETE CASCADE)
+        session.commit()
+        raise Unavailable(f"broker unavailable, {'batch' if batch is not None else 'job'} not accepted: {e}") from None
