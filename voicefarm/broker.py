@@ -67,7 +67,7 @@ class RedisBroker(Broker):
         return {engine: depth(queue_name(engine)) for engine in engines}
 
     def message_ids(self) -> set[str]:
-        raw: list[bytes] = []
+        raw: list[bytes | str] = []
         for key in self.client.scan_iter(f"{self.prefix}{queue_name('*')}", _type="list"):
             raw += self.client.lrange(key, 0, -1)
         found = {json.loads(m)["headers"]["id"] for m in raw}

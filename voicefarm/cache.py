@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import json
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -83,7 +85,8 @@ def get_cache() -> AudioCache:
     if not settings.redis_url:
         return AudioCache(None, settings.cache_ttl_seconds, prefix=settings.redis_prefix)
     # A restarted Redis leaves dead sockets in the pool: reconnect and retry rather than fail.
-    options = {"socket_timeout": 2, "socket_connect_timeout": 2, "retry_on_error": [ConnectionError, TimeoutError]}
+    options: dict[str, Any] = {"socket_timeout": 2, "socket_connect_timeout": 2,
+                               "retry_on_error": [ConnectionError, TimeoutError]}
     return AudioCache(
         Redis.from_url(settings.redis_url, retry=Retry(ExponentialBackoff(cap=0.5), 3), **options),
         settings.cache_ttl_seconds,

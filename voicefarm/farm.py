@@ -23,7 +23,7 @@ class Farm:
         self.workers = settings.engines if workers is None else workers
         self.env = {**os.environ, **(env or {})}
         self.log_dir = log_dir
-        self.procs: list[subprocess.Popen] = []
+        self.procs: list[subprocess.Popen[bytes]] = []
 
     @property
     def url(self) -> str:
@@ -72,7 +72,8 @@ class Farm:
     def check_alive(self) -> None:
         for proc in self.procs:
             if proc.poll() is not None:
-                raise RuntimeError(f"{' '.join(proc.args[3:])} exited with status {proc.returncode}")
+                command = [str(arg) for arg in proc.args[3:]] if isinstance(proc.args, list) else [str(proc.args)]
+                raise RuntimeError(f"{' '.join(command)} exited with status {proc.returncode}")
 
     def stop(self, timeout: float = 20.0) -> None:
         for proc in self.procs:

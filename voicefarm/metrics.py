@@ -3,7 +3,10 @@ cache-hit counter this process keeps."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import Metric
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from voicefarm import db, stats
@@ -24,7 +27,7 @@ def _histogram(name: str, doc: str, data: stats.Histogram, buckets: tuple[float,
 
 
 class FarmCollector:
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         settings = get_settings()
         with db.session() as s:
             jobs = GaugeMetricFamily("voicefarm_jobs", "Jobs by state and engine", labels=["state", "engine"])

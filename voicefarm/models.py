@@ -5,9 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, TypeDecorator, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy import text as sql
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from voicefarm.jobs.chain import Link
@@ -21,13 +23,13 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC on every database: SQLite stores none and would hand back naive times."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
 
 
@@ -93,7 +95,7 @@ class ClonedVoice(Base):
     fallback_voice: Mapped[str] = mapped_column(String(200))  # built-in voice for non-cloning engines
     version: Mapped[int] = mapped_column(Integer, default=1)  # bumped when the sample is replaced
     sample_key: Mapped[str] = mapped_column(String(300))
-    analysis: Mapped[dict] = mapped_column(JSON)
+    analysis: Mapped[dict[str, Any]] = mapped_column(JSON)
     consent_at: Mapped[datetime] = mapped_column()  # when the uploader attested the speaker agreed
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -130,7 +132,7 @@ class Job(Base):
     output_rate: Mapped[int | None] = mapped_column(Integer)  # the rate asked for; None: the engine's
 
     # The engines to try, in order: voicefarm.jobs.chain.Link, as JSON.
-    chain: Mapped[list[dict]] = mapped_column(JSON)
+    chain: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     engine: Mapped[str] = mapped_column(String(32))  # the engine it is on (or finished on)
     content_key: Mapped[str] = mapped_column(String(64), index=True)
     # A job that found an identical request in flight waits on that one's synthesis.

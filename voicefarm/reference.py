@@ -55,7 +55,8 @@ def _frame_energies_db(mono: np.ndarray, rate: int) -> np.ndarray:
     frame = max(1, int(0.03 * rate))
     n = len(mono) // frame
     frames = mono[: n * frame].reshape(n, frame)
-    return 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+    energies: np.ndarray = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+    return energies
 
 
 def _speech_ratio(mono: np.ndarray, rate: int) -> float:
@@ -65,7 +66,7 @@ def _speech_ratio(mono: np.ndarray, rate: int) -> float:
     n = len(pcm16) // VAD_FRAME
     if n == 0:
         return 0.0
-    voiced = sum(vad.is_speech(pcm16[i * VAD_FRAME:(i + 1) * VAD_FRAME].tobytes(), VAD_RATE) for i in range(n))
+    voiced = sum(bool(vad.is_speech(pcm16[i * VAD_FRAME:(i + 1) * VAD_FRAME].tobytes(), VAD_RATE)) for i in range(n))
     return voiced / n
 
 

@@ -125,10 +125,10 @@ class BatchRequest(BaseModel):
     def expand(self) -> list[BatchItemRequest]:
         if self.items is not None:
             return self.items
-        shared = {"language": self.language, "quality": self.quality, "format": self.format, "speed": self.speed,
-                  "sample_rate": self.sample_rate}
-        return [BatchItemRequest(text=text, voice=voice, **shared) for voice in (self.voices or [None])
-                for text in self.phrases]
+        voices: list[str | None] = list(self.voices) if self.voices else [None]
+        return [BatchItemRequest(text=text, voice=voice, language=self.language, quality=self.quality,
+                                 format=self.format, speed=self.speed, sample_rate=self.sample_rate)
+                for voice in voices for text in self.phrases or []]
 
 
 class BatchCounts(BaseModel):

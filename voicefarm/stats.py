@@ -3,6 +3,8 @@ the admin endpoints. The database is the record, so every API replica reports th
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Float, case, cast, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -31,16 +33,16 @@ def attempts_by_outcome(s: Session) -> dict[tuple[str, str], int]:
 def fallbacks(s: Session) -> dict[tuple[str, str], int]:
     rows = s.execute(select(Attempt.engine, Attempt.rerouted_to, func.count())
                      .where(Attempt.rerouted_to.is_not(None)).group_by(Attempt.engine, Attempt.rerouted_to))
-    return {(src, dst): n for src, dst, n in rows}
+    return {(src, dst or ""): n for src, dst, n in rows}
 
 
-def _seconds_between(start, end, dialect: str) -> ColumnElement[float]:
+def _seconds_between(start: Any, end: Any, dialect: str) -> ColumnElement[Any]:
     if dialect == "sqlite":
         return (func.julianday(end) - func.julianday(start)) * 86400.0
     return func.extract("epoch", end - start)
 
 
-def histogram(s: Session, value: ColumnElement[float], buckets: tuple[float, ...]) -> Histogram:
+def histogram(s: Session, value: Any, buckets: tuple[float, ...]) -> Histogram:
     """A cumulative histogram of `value` over finished synthesis jobs, per engine, in one query."""
     columns = [func.sum(case((value <= b, 1), else_=0)) for b in buckets]
     query = (select(Job.engine, *columns, func.sum(value), func.count())

@@ -110,7 +110,8 @@ class S3Store:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type)
 
     def get(self, key: str) -> bytes:
-        return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        data: bytes = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        return data
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
@@ -139,9 +140,10 @@ class S3Store:
         return f"s3://{self.bucket}/{self._key(key)}"
 
     def presigned_url(self, key: str) -> str | None:
-        return self.client.generate_presigned_url(
+        url: str = self.client.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": self._key(key)}, ExpiresIn=self.presign_seconds
         )
+        return url
 
     def check(self) -> None:
         self.client.head_bucket(Bucket=self.bucket)

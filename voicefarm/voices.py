@@ -89,7 +89,7 @@ def purge(session: Session, store: Store, cache: AudioCache, row: ClonedVoice) -
     """Delete the voice and everything of it: samples, latents, renditions (objects, cache keys,
     rows) and the jobs that used it. Returns what was removed, for the caller's record."""
     removed = renditions.purge(session, store, cache, voice=row.id)
-    jobs = session.execute(delete(Job).where(Job.voice == row.id)).rowcount
+    jobs = session.execute(delete(Job).where(Job.voice == row.id)).rowcount  # type: ignore[attr-defined]
     session.delete(row)
     session.commit()
     # Last, so a crash above leaves the row to retry the purge from.

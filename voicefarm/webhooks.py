@@ -4,12 +4,15 @@ so a slow receiver never holds a synthesis worker."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import json
 import logging
 import secrets
 import time
 
 import httpx
+from celery import Task
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -27,6 +30,7 @@ MAX_TRIES = 8  # backoff 1, 2, 4 … 128 s: about four minutes of a receiver bei
 
 def tenant_secret(session: Session, tenant_id: str) -> str:
     tenant = session.get(Tenant, tenant_id)
+    assert tenant is not None, "every API key belongs to a tenant"
     if tenant.webhook_secret is None:
         tenant.webhook_secret = "whsec_" + secrets.token_urlsafe(32)
         session.commit()
@@ -40,7 +44,7 @@ def announce_after_commit(session: Session, kind: str, object_id: str) -> None:
                  lambda _: app.send_task("voicefarm.webhook", args=[kind, object_id], queue=QUEUE), once=True)
 
 
-def payload(session: Session, kind: str, object_id: str) -> tuple[str, str, dict] | None:
+def payload(session: Session, kind: str, object_id: str) -> tuple[str, str, dict[str, Any]] | None:
     """(tenant, url, body) for a callback, or None when it no longer exists."""
     from voicefarm.views import batch_out, job_out
 
@@ -58,7 +62,7 @@ def payload(session: Session, kind: str, object_id: str) -> tuple[str, str, dict
 
 
 @app.task(name="voicefarm.webhook", bind=True, max_retries=MAX_TRIES - 1)
-def deliver(self, kind: str, object_id: str) -> None:
+def deliver(self: Task, kind: str, object_id: str) -> None:
     with db.session() as s:
         found = payload(s, kind, object_id)
         if found is None:

@@ -29,7 +29,7 @@ def status_of(e: errors.VoicefarmError) -> int:
     return next(STATUS[cls] for cls in type(e).__mro__ if cls in STATUS)
 
 
-def _field(loc: tuple) -> str:
+def _field(loc: tuple[str | int, ...]) -> str:
     return ".".join(str(p) for p in loc if p != "body") or "body"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
@@ -18,7 +20,7 @@ from voicefarm.voices import cloned_voice
 from voicefarm.webhooks import tenant_secret
 
 router = APIRouter(prefix="/v1", tags=["batches"])
-errors = {code: {"model": Problem} for code in (401, 404, 422, 503)}
+errors: dict[int | str, dict[str, Any]] = {code: {"model": Problem} for code in (401, 404, 422, 503)}
 
 
 def plans(s: DB, tenant_id: str, body: BatchRequest) -> list[submit.Plan]:

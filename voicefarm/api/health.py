@@ -19,7 +19,7 @@ router = APIRouter(tags=["health"])
 def _broker() -> str:
     with celery.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
-        return conn.as_uri()
+        return str(conn.as_uri())
 
 
 def _database() -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -23,7 +23,7 @@ from voicefarm.storage import get_store
 from voicefarm.voices import cloned_voice
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
-errors = {code: {"model": Problem} for code in (400, 401, 404, 409, 422, 503)}
+errors: dict[int | str, dict[str, Any]] = {code: {"model": Problem} for code in (400, 401, 404, 409, 422, 503)}
 
 
 @router.post("/jobs", status_code=202, response_model=JobOut, responses=errors)
@@ -55,7 +55,7 @@ async def accept(s: Session, tenant_id: str, body: JobRequest, idempotency_key: 
     # idempotency key skips it, to get its first job back.
     hit = None if idempotency_key else await get_cache().peek(p.keys[0])
     callback = str(body.callback_url) if body.callback_url else None
-    result = hit or await run_in_threadpool(submit, s, tenant_id, p, idempotency_key, callback_url=callback)
+    result = hit if hit is not None else await run_in_threadpool(submit, s, tenant_id, p, idempotency_key, callback)
     cache_requests.labels("hit" if isinstance(result, CachedAudio) else "miss").inc()
     return result
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
-from typing import Literal
+from collections.abc import Callable, Coroutine
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -43,7 +43,7 @@ class OpenAIErrors(APIRoute):
     """The farm's own error handlers decide status and message; this puts the message where
     OpenAI's clients look for it."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
 
         async def route(request: Request) -> Response:
@@ -61,7 +61,7 @@ class OpenAIErrors(APIRoute):
         return route
 
 
-def openai_error(status: int, error: dict) -> JSONResponse:
+def openai_error(status: int, error: dict[str, Any]) -> JSONResponse:
     kind = "invalid_request_error" if status < 500 else "server_error"
     return JSONResponse({"error": {"type": kind, "param": None, "code": None, **error}}, status_code=status)
 
@@ -86,7 +86,7 @@ class SpeechRequest(BaseModel):
 
 
 class OpenAIProblem(BaseModel):
-    error: dict
+    error: dict[str, Any]
 
 
 def job_request(body: SpeechRequest, settings: Settings) -> JobRequest:
@@ -102,7 +102,7 @@ def job_request(body: SpeechRequest, settings: Settings) -> JobRequest:
                       sample_rate=OPENAI_RATES.get(body.response_format))
 
 
-def job_state(s: Session, job_id: str) -> Row:
+def job_state(s: Session, job_id: str) -> Row[str, str | None, str | None]:
     try:
         return s.execute(select(Job.status, Job.object_key, Job.error).where(Job.id == job_id)).one()
     finally:
@@ -123,7 +123,7 @@ async def finished_audio(s: Session, job_id: str, timeout: float) -> str:
         await asyncio.sleep(POLL_SECONDS)
     if state.status != JobStatus.succeeded.value or not state.object_key:
         raise HTTPException(502, {"message": f"job {job_id} failed: {state.error}", "job_id": job_id})
-    return state.object_key
+    return str(state.object_key)
 
 
 @router.post("/audio/speech", responses={
