@@ -64,7 +64,11 @@ class Catalog:
 
 
 def load(s: Session, settings: Settings) -> Catalog:
-    known = {row.engine: Capabilities.from_json(row.capabilities) for row in s.scalars(select(EngineCapabilities))}
+    """The catalog from the database. Engines come in `settings.engines`' order, then by name:
+    where two engines offer a voice id, the first one's voice is the one a request gets."""
+    rows = {row.engine: row.capabilities for row in s.scalars(select(EngineCapabilities))}
+    order = [*[name for name in settings.engines if name in rows], *sorted(set(rows) - set(settings.engines))]
+    known = {name: Capabilities.from_json(rows[name]) for name in order}
     return Catalog(settings, known, frozenset(live_workers(s, settings)))
 
 
