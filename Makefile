@@ -40,8 +40,8 @@ test: $(STAMP)  ## real Redis, PostgreSQL, S3 (rclone), worker processes and bot
 	$(PY) -m pytest tests/api $(PYTEST_ARGS) || status=1; \
 	$(PY) -m pytest tests/deploy $(PYTEST_ARGS) || status=1; \
 	$(PY) -m pytest tests/farm $(PYTEST_ARGS) || status=1; \
-	workers/xtts/.venv/bin/python -m pytest tests/xtts || status=1; \
-	workers/styletts2/.venv/bin/python -m pytest tests/styletts2 || status=1; \
+	workers/xtts/.venv/bin/python -m pytest workers/xtts/tests || status=1; \
+	workers/styletts2/.venv/bin/python -m pytest workers/styletts2/tests || status=1; \
 	exit $$status
 
 bench: $(STAMP)

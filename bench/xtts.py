@@ -24,16 +24,16 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from tests.synthetic import voiced_signal
 from voicefarm.engines.base import SynthesisRequest
-from voicefarm.engines.xtts import INFERENCE_OPTIONS, REFERENCE_RATE, REQUIRED_FILES, SAMPLE_RATE, XttsEngine
+from voicefarm.selftest import voiced_signal
+from voicefarm_xtts.engine import INFERENCE_OPTIONS, REFERENCE_RATE, REQUIRED_FILES, SAMPLE_RATE, XttsEngine
 
 # Before coqui or transformers are imported (by the checkpoint builder or XttsEngine.load):
 # any hub lookup fails instead of hanging.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
-# The checkpoint builder is a script beside the XTTS worker environment, not a package.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workers" / "xtts"))
+# The checkpoint builder is a script beside the XTTS engine's tests, not part of its package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workers" / "xtts" / "tests"))
 
 console = Console(highlight=False, soft_wrap=True)  # `make` logs: no wrapping at 80 columns
 

@@ -3,10 +3,13 @@
 # (editable, no dependencies: the lock already holds them). uv verifies every hash and, with
 # its cache on the same filesystem, hard-links files, so the two torch environments share one
 # download and one copy of torch on disk.
-#   locks/sync.sh VENV LOCK
+# Local packages named after the lock (engine packages under workers/) go in the same way:
+# editable, no dependencies.
+#   locks/sync.sh VENV LOCK [PACKAGE_DIR...]
 set -euo pipefail
 
 venv="$1" lock="$2"
+shift 2
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 uv="$root/.venv/bin/uv"
 export UV_PYTHON_DOWNLOADS=never  # the interpreter comes from the machine, never from the internet
@@ -18,4 +21,8 @@ if [ ! -x "$uv" ]; then
 fi
 [ -x "$venv/bin/python" ] || "$uv" venv -q --python "${PYTHON:-python3}" "$venv"
 "$uv" pip sync -q --python "$venv/bin/python" --require-hashes "$lock"
-"$uv" pip install -q --python "$venv/bin/python" --no-deps -e "$root"
+editables=(-e "$root")
+for package in "$@"; do
+    editables+=(-e "$package")
+done
+"$uv" pip install -q --python "$venv/bin/python" --no-deps "${editables[@]}"

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from voicefarm.db import upsert
 from voicefarm.models import Breaker, utcnow
 from voicefarm.settings import Settings
 
@@ -31,8 +31,7 @@ def tripped(s: Session) -> dict[str, Breaker]:
 
 def failed(s: Session, engine: str, error: str, settings: Settings) -> None:
     """Count a failed attempt; open (or keep open) the breaker at `breaker_failures` in a row."""
-    insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(Breaker).values(engine=engine, failures=1, reason=error)
+    stmt = upsert(s, Breaker).values(engine=engine, failures=1, reason=error)
     stmt = stmt.on_conflict_do_update(index_elements=[Breaker.engine],
                                       set_={"failures": Breaker.failures + 1, "reason": error})
     failures = s.execute(stmt.returning(Breaker.failures)).scalar_one()

@@ -1,18 +1,23 @@
 """What the farm can synthesize: voices, languages and each quality tier's engine chain.
 
-Built from the configured engines' capabilities, which are known without loading any model.
+Built from what workers advertise (voicefarm/heartbeat.py): each engine's last known
+capabilities, and which engines have a live worker. The API constructs no engine, so it needs
+neither engine code nor model files. An engine whose workers are gone keeps its voices and its
+place in the chains: its jobs wait in its queue while it restarts (jobs.submit starts a job on
+an engine with a live worker when the chain has one).
 """
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from voicefarm import engines
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from voicefarm.engines.base import Capabilities, Voice
+from voicefarm.heartbeat import Recent, live_workers
+from voicefarm.models import EngineCapabilities
 from voicefarm.settings import Settings
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -25,22 +30,15 @@ class Route:
     voice: Voice
 
 
+@dataclass(frozen=True)
 class Catalog:
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.engines: dict[str, Capabilities] = {}
-        for name in settings.engines:
-            try:
-                self.engines[name] = engines.create(name, settings).capabilities()
-            except Exception as e:  # a broken plugin must not take the API down with it
-                log.exception("engine %s: capabilities failed", name)
-                self.engines[name] = Capabilities(frozenset(), unavailable=f"{type(e).__name__}: {e}")
-
-    def available(self) -> dict[str, Capabilities]:
-        return {n: c for n, c in self.engines.items() if c.unavailable is None}
+    settings: Settings
+    engines: dict[str, Capabilities] = field(default_factory=dict)  # last known, by engine
+    live: frozenset[str] = frozenset()  # engines with a live worker
 
     def voices(self) -> list[tuple[str, Voice]]:
-        return [(name, v) for name, caps in self.available().items() for v in caps.voices]
+        """Every known built-in voice with its engine, live or not."""
+        return [(name, v) for name, caps in self.engines.items() for v in caps.voices]
 
     def voice(self, voice_id: str) -> Voice | None:
         return next((v for _, v in self.voices() if v.id == voice_id), None)
@@ -53,7 +51,7 @@ class Catalog:
         primary = language.split("-")[0]
         groups: tuple[list[Route], list[Route], list[Route]] = ([], [], [])
         for name in self.settings.tiers[quality]:
-            caps = self.available().get(name)
+            caps = self.engines.get(name)
             if caps is None or primary not in caps.languages:
                 continue
             if voice.cloned and caps.cloning:
@@ -63,6 +61,22 @@ class Catalog:
             elif (stand_in := _stand_in(caps, language)) is not None:
                 groups[2].append(Route(name, caps.model_version, stand_in))
         return [route for group in groups for route in group]
+
+
+def load(s: Session, settings: Settings) -> Catalog:
+    """The catalog from the database. Engines come in `settings.engines`' order, then by name:
+    where two engines offer a voice id, the first one's voice is the one a request gets."""
+    rows = {row.engine: row.capabilities for row in s.scalars(select(EngineCapabilities))}
+    order = [*[name for name in settings.engines if name in rows], *sorted(set(rows) - set(settings.engines))]
+    known = {name: Capabilities.from_json(rows[name]) for name in order}
+    return Catalog(settings, known, frozenset(live_workers(s, settings)))
+
+
+class Catalogs(Recent[Catalog]):
+    """load(), remembered for a moment."""
+
+    def __init__(self, settings: Settings, ttl: float = 2.0) -> None:
+        super().__init__(lambda s: load(s, settings), ttl)
 
 
 def _voice(caps: Capabilities, voice_id: str | None, primary: str) -> Voice | None:

@@ -58,7 +58,7 @@ def worker(
 ) -> None:
     """Run a Celery worker for one engine, once the engine has passed its self-test; each
     process loads the model before its first job. Exits 1 when the self-test fails."""
-    from voicefarm import engines
+    from voicefarm import engines, selftest
 
     settings = get_settings()
     try:
@@ -67,15 +67,16 @@ def worker(
         raise typer.BadParameter(str(e), param_hint="--engine") from None
     if caps.unavailable:
         console.print(f"[red]engine {engine} cannot start:[/red] {caps.unavailable}")
+        # Where /v1/engines shows it: the API has no engine code to find out for itself.
+        selftest.record(engine, f"unavailable: {caps.unavailable}", caps.to_json())
         raise typer.Exit(1)
     if gpu is not None:
         # Before anything imports torch: CUDA reads this once, at initialisation.
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
         concurrency = 1  # one process per GPU; a second would fork after CUDA init or share the card
-    from voicefarm import selftest
 
     error = selftest.run(engine)
-    selftest.record(engine, error)
+    selftest.record(engine, None if error is None else f"failed self-test: {error}", caps.to_json())
     if error is not None:
         # One plain line on stderr: what an orchestrator's log of the crash loop shows.
         typer.echo(f"engine {engine} failed its self-test; this worker takes no jobs: {error}", err=True)

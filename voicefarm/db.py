@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from voicefarm.settings import get_settings
@@ -37,6 +38,11 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def upsert(s: Session, table):
+    """An INSERT of the session's dialect that takes ON CONFLICT: PostgreSQL's, or SQLite's."""
+    return (postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 @lru_cache

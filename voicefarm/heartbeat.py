@@ -1,4 +1,5 @@
-"""Which engines have live workers: each worker process group beats into the workers table."""
+"""Which engines have live workers, and what they can do: each worker process group beats into
+the workers table, and advertises its engine's capabilities when it starts."""
 
 from __future__ import annotations
 
@@ -7,18 +8,22 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Generic, TypeVar
 
 from celery import bootsteps
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from voicefarm import db
+from voicefarm import db, engines
 from voicefarm.breaker import Available, tripped
-from voicefarm.models import Worker, utcnow
+from voicefarm.models import EngineCapabilities, Worker, utcnow
 from voicefarm.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def live_workers(s: Session, settings: Settings) -> dict[str, int]:
@@ -52,25 +57,55 @@ def available(s: Session, settings: Settings) -> Available:
                      {engine: b.until for engine, b in tripped(s).items()})
 
 
-class LiveEngines:
-    """available(), remembered for a moment: the API asks on every submission."""
+class Recent(Generic[T]):
+    """A database read remembered for `ttl` seconds: the API asks on every submission."""
+
+    def __init__(self, read: Callable[[Session], T], ttl: float = 2.0) -> None:
+        self.read, self.ttl = read, ttl
+        self._at, self._value = -ttl, None
+
+    @property
+    def fresh(self) -> T | None:
+        """The remembered value while it is fresh, without touching the database."""
+        return self._value if time.monotonic() - self._at <= self.ttl else None
+
+    def __call__(self) -> T:
+        value = self.fresh
+        if value is None:
+            with db.session() as s:
+                value = self._value = self.read(s)
+            self._at = time.monotonic()
+        return value
+
+
+class LiveEngines(Recent[Available]):
+    """available(), remembered for a moment."""
 
     def __init__(self, settings: Settings, ttl: float = 2.0) -> None:
-        self.settings, self.ttl = settings, ttl
-        self._at, self._available = -ttl, Available(settings, frozenset())
-
-    def __call__(self) -> Available:
-        if time.monotonic() - self._at > self.ttl:
-            with db.session() as s:
-                self._available, self._at = available(s, self.settings), time.monotonic()
-        return self._available
+        super().__init__(lambda s: available(s, settings), ttl)
 
 
-def beat(name: str, engine: str) -> None:
+def advertise(engine: str) -> dict:
+    """What this worker's engine can do, as its heartbeat carries it; only workers whose engine
+    passed its self-test beat, so it says so."""
+    return {**engines.create(engine, get_settings()).capabilities().to_json(), "self_test": "passed"}
+
+
+def remember(s: Session, engine: str, capabilities: dict) -> None:
+    """Make these the engine's last known capabilities."""
+    stmt = db.upsert(s, EngineCapabilities).values(engine=engine, capabilities=capabilities, updated_at=utcnow())
+    s.execute(stmt.on_conflict_do_update(index_elements=[EngineCapabilities.engine],
+                                         set_={"capabilities": capabilities, "updated_at": utcnow()}))
+
+
+def beat(name: str, engine: str, capabilities: dict) -> None:
     with db.session() as s:
         row = s.get(Worker, name)
         if row is None:
-            s.add(Worker(name=name, engine=engine))
+            # A worker's first beat, or one after its row was lost: the newest start wins, so
+            # a rolled-out model's version reaches the catalog with its first worker.
+            s.add(Worker(name=name, engine=engine, capabilities=capabilities))
+            remember(s, engine, capabilities)
         else:
             row.last_seen = utcnow()
 
@@ -86,10 +121,11 @@ class Heartbeat(bootsteps.StartStopStep):
         self.name = f"{self.engine}@{socket.gethostname()}:{os.getpid()}"
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
+        self.capabilities: dict = {}
 
     def _beat(self) -> None:
         try:
-            beat(self.name, self.engine)
+            beat(self.name, self.engine, self.capabilities)
         except Exception:  # a database blip must not stop the worker; the next beat retries
             log.warning("heartbeat failed", exc_info=True)
 
@@ -103,6 +139,7 @@ class Heartbeat(bootsteps.StartStopStep):
             # The first beat runs here, before the thread exists: it imports the database driver
             # and builds the engine. A pool child forked while a thread held an import lock
             # would wait on that lock for ever.
+            self.capabilities = advertise(self.engine)
             self._beat()
             self.thread = threading.Thread(target=self._run, name="voicefarm-heartbeat", daemon=True)
             self.thread.start()

@@ -207,7 +207,23 @@ class Worker(Base):
     engine: Mapped[str] = mapped_column(String(32), index=True)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
-    self_test: Mapped[str | None] = mapped_column(Text)  # why the self-test failed; None: it passed
+    # Why the worker cannot serve ("failed self-test: …", "unavailable: …"); None: it passed.
+    self_test: Mapped[str | None] = mapped_column(Text)
+    # What its engine advertised (Capabilities.to_json, plus "self_test"): voices, languages,
+    # cloning, model version, device.
+    capabilities: Mapped[dict | None] = mapped_column(JSON)
+
+
+class EngineCapabilities(Base):
+    """An engine's last known capabilities, from its most recently started healthy worker. The
+    API's catalog is built from these rows: an engine whose workers are all gone keeps its
+    voices and its place in the chains, and its jobs wait in its queue."""
+
+    __tablename__ = "engine_capabilities"
+
+    engine: Mapped[str] = mapped_column(String(32), primary_key=True)
+    capabilities: Mapped[dict] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Breaker(Base):

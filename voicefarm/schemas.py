@@ -66,6 +66,8 @@ class VoiceOut(BaseModel):
     name: str
     engine: str | None = Field(description="The engine of a built-in voice; null for a cloned one.")
     sample_rate: int
+    available: bool = Field(True, description="False while the voice's engine has no live worker: its jobs "
+                                              "wait in the engine's queue, or go to another engine of the tier.")
     cloned: bool = False
     version: str = "1"
     fallback_voice: str | None = None

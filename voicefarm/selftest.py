@@ -30,9 +30,11 @@ from voicefarm.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
+
 def voiced_signal(seconds: float = 4.0, sample_rate: int = 22_050, f0: float = 140.0, seed: int = 0) -> np.ndarray:
     """A voice-like signal: a vibrato'd harmonic series with a syllable envelope, plus noise.
-    Deterministic, so a probe never depends on a file or a download."""
+    Deterministic, so a probe never depends on a file or a download; the engine suites and
+    bench/xtts.py use it as their reference sample too."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * sample_rate)) / sample_rate
     phase = 2 * np.pi * np.cumsum(f0 * (1 + 0.03 * np.sin(2 * np.pi * 5 * t))) / sample_rate
@@ -86,11 +88,14 @@ def run(name: str) -> str | None:
             return "the self-test process died (killed, crashed or out of memory)"
 
 
-def record(engine: str, error: str | None) -> None:
-    """Leave the failure where /v1/engines shows it, one row per engine and host; a pass clears it."""
+def record(engine: str, problem: str | None, capabilities: dict | None = None) -> None:
+    """Leave why this host's worker cannot serve the engine ("failed self-test: …",
+    "unavailable: …") where /v1/engines shows it, with what the engine advertised: one row per
+    engine and host. None, a pass, clears it."""
     name = f"{engine}@{socket.gethostname()}:self-test"
     with db.session() as s:
         s.execute(delete(Worker).where(Worker.name == name))
-        if error is not None:
+        if problem is not None:
             now = utcnow()
-            s.add(Worker(name=name, engine=engine, started_at=now, last_seen=now, self_test=f"failed self-test: {error}"))
+            s.add(Worker(name=name, engine=engine, started_at=now, last_seen=now, self_test=problem,
+                         capabilities={**(capabilities or {}), "self_test": problem}))

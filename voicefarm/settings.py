@@ -111,15 +111,8 @@ class Settings(BaseSettings):
     google_timeout_seconds: float = 10.0  # per call: the client sets none
     google_retries: int = 2  # further attempts after a 5xx or a refused connection, never after a 4xx or timeout
     google_sample_rate: int = 24000
-
-    xtts_model_dir: Path | None = None  # config.json, model.pth, vocab.json; never downloaded
-    xtts_device: str | None = None  # default: cuda when there is a GPU, else cpu
-    xtts_latents_cache_size: int = 64  # voices whose latents a worker keeps in memory
-
-    # Models/LibriTTS/ and Utils/ as upstream lays them out; never downloaded.
-    styletts2_model_dir: Path | None = None
-    styletts2_device: str | None = None  # default: cuda when there is a GPU, else cpu
-    styletts2_style_cache_size: int = 64  # voices whose style vectors a worker keeps in memory
+    # Engines from their own packages (voicefarm_xtts, voicefarm_styletts2) read their own
+    # settings (VOICEFARM_XTTS_*, VOICEFARM_STYLETTS2_*), in their workers only.
 
     @model_validator(mode="after")
     def _embedded_defaults(self) -> Settings:

@@ -22,18 +22,22 @@ os.environ.update({
     "VOICEFARM_STORAGE_URL": "",
     "VOICEFARM_REDIS_URL": "",
     "VOICEFARM_ENGINES": '["piper"]',
+    "VOICEFARM_WORKER_DEAD_AFTER_SECONDS": "3600",  # the one heartbeat below stays live all session
 })
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from voicefarm import db  # noqa: E402
+from voicefarm import db, heartbeat  # noqa: E402
 from voicefarm.auth import create_key  # noqa: E402
 from voicefarm.cli import migrate  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def app() -> Iterator[TestClient]:
+    """The API, once a Piper worker has advertised its engine: the API knows engines only
+    from their workers' heartbeats, so this tier beats once, in process, as a worker would."""
     migrate()
+    heartbeat.beat("piper@api-tests:1", "piper", heartbeat.advertise("piper"))
     from voicefarm.api.app import app
 
     with TestClient(app) as client:

@@ -38,7 +38,8 @@ def test_admin_endpoints_need_an_admin_key(http: TestClient, app: TestClient, ad
     refused = http.get("/v1/engines")
     assert refused.status_code == 403 and refused.json()["error"] == "this endpoint needs an admin API key"
     engines = {e["name"]: e for e in app.get("/v1/engines", headers={"X-API-Key": admin_key}).json()}
-    assert engines["piper"]["status"] == "no live worker" and engines["piper"]["degraded_until"] is None
+    assert engines["piper"]["status"] == "up" and engines["piper"]["live_workers"] == 1
+    assert engines["piper"]["degraded_until"] is None and engines["piper"]["self_test_failures"] == {}
 
 
 def test_uploads_are_refused_with_their_reason_and_status(http: TestClient) -> None:

@@ -8,8 +8,9 @@ on these machines, so nothing here builds an image or starts a container.
   JSON schema; the Kubernetes manifests match Kubernetes' own schemas (strict: unknown fields
   fail) and KEDA's CRD models; the farm's wiring (one worker per engine, GPU reservations,
   grace periods, queue names) is consistent;
-- every field of the settings object is set in compose and in deploy/k8s, or is in ALLOWED with
-  a reason, and every VOICEFARM_* variable set there is a field: configuration cannot drift;
+- every field of the settings object, and of each engine package's own settings, is set in
+  compose and in deploy/k8s, or is in ALLOWED with a reason, and every VOICEFARM_* variable set
+  there is a field: configuration cannot drift;
 - the alert rules and the dashboard parse as PromQL (tests/farm/test_deploy_live.py checks they
   name only metrics the API serves, and runs docker/healthcheck.py and docker/ensure-bucket.py
   against the test farm).
@@ -19,6 +20,7 @@ docs/operations.md says what this covers and what it does not.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -91,8 +93,13 @@ ALLOWED = {
     "breaker_cooldown_seconds": "circuit breaker policy (60 s); the alert fires after 5 minutes degraded",
     "self_test_text": "the workers' probe sentence: short enough for every engine's limits",
 }
-# Read by voicefarm/engines/styletts2.py and declared in settings.py with the StyleTTS2 worker,
-# which may land after these files: known names until then, checked like any field once declared.
+# The engine packages' own settings (VOICEFARM_<ENGINE>_*), keyed here as <engine>_<field>.
+ENGINE_SETTINGS = {
+    "xtts": ("workers/xtts/voicefarm_xtts/settings.py", "XttsSettings"),
+    "styletts2": ("workers/styletts2/voicefarm_styletts2/settings.py", "StyleTTS2Settings"),
+}
+
+
 def run(*args: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(args, capture_output=True, text=True, cwd=ROOT, **kwargs)
 
@@ -160,14 +167,15 @@ def test_dockerfile_shape(dockerfile: Path) -> None:
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda f: f.name)
 def test_images_install_from_the_locks_only(dockerfile: Path) -> None:
-    """Every install in an image is a lock, hash-checked, or the core itself without its
-    dependencies (the lock holds them), as in make test and workers/*/setup.sh."""
+    """Every install in an image is a lock, hash-checked, or the core or a local package under
+    workers/, editable, without its dependencies (the lock holds them), as in make test and
+    workers/*/setup.sh."""
     commands = [c.strip() for op, args in instructions(dockerfile) if op == "RUN"
                 for c in re.findall(r"(?:uv )?pip (?:install|sync)[^&;|]*", args)]
     assert any(c.startswith("uv pip sync") and "locks/" in c for c in commands), "no environment from a lock"
     for command in commands:
-        assert ("--require-hashes" in command and re.search(r"locks/\w+\.txt", command)) or (
-            command.endswith("--no-deps -e .")), f"{dockerfile.name}: {command!r} installs from outside the locks"
+        assert ("--require-hashes" in command and re.search(r"locks/\w+\.txt", command)) or re.search(
+            r"--no-deps -e \.(?: -e workers/\w+)*$", command), f"{dockerfile.name}: {command!r} installs from outside the locks"
 
 
 def test_dockerignore_keeps_what_the_dockerfiles_copy() -> None:
@@ -433,20 +441,36 @@ def env_name(field: str) -> str:
     return "VOICEFARM_" + field.upper()
 
 
+@cache
+def setting_fields() -> dict[str, str]:
+    """Every setting, the core's and each engine package's, by key -> its VOICEFARM_* variable.
+    The engine packages' settings modules are loaded from their files: the core environment
+    does not install the engine packages, and must not."""
+    fields = {f: env_name(f) for f in Settings.model_fields}
+    for engine, (path, name) in ENGINE_SETTINGS.items():
+        spec = importlib.util.spec_from_file_location(f"{engine}_settings", ROOT / path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        model = getattr(module, name)
+        prefix = model.model_config["env_prefix"]
+        fields |= {f"{engine}_{f}": (prefix + f).upper() for f in model.model_fields}
+    return fields
+
+
 @pytest.mark.parametrize("where, names", [("deploy/compose.yaml", compose_env_names), ("deploy/k8s", k8s_env_names)])
 def test_every_setting_is_deployed_or_deliberately_default(where: str, names) -> None:
-    present = names()
-    missing = [f for f in Settings.model_fields if f not in ALLOWED and env_name(f) not in present]
-    assert not missing, f"set these in {where}, or add them to ALLOWED with a reason: {[env_name(f) for f in missing]}"
-    contradicted = [f for f in ALLOWED if env_name(f) in present]
+    present, fields = names(), setting_fields()
+    missing = [env for f, env in fields.items() if f not in ALLOWED and env not in present]
+    assert not missing, f"set these in {where}, or add them to ALLOWED with a reason: {missing}"
+    contradicted = [f for f in ALLOWED if fields[f] in present]
     assert not contradicted, f"{where} sets {contradicted}, which ALLOWED says are left at their defaults"
 
 
 def test_every_deployed_variable_is_a_setting() -> None:
-    known = {env_name(f) for f in Settings.model_fields}
+    known = set(setting_fields().values())
     unknown = sorted(n for n in compose_env_names() | k8s_env_names() if n.startswith("VOICEFARM_") and n not in known)
-    assert not unknown, f"not fields of voicefarm.settings.Settings (a typo, or a renamed field?): {unknown}"
-    stale = sorted(f for f in ALLOWED if f not in Settings.model_fields)
+    assert not unknown, f"not fields of the core's or an engine package's settings (a typo, or a renamed field?): {unknown}"
+    stale = sorted(f for f in ALLOWED if f not in setting_fields())
     assert not stale, f"ALLOWED names settings that no longer exist: {stale}"
 
 

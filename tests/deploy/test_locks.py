@@ -17,10 +17,13 @@ ROOT = Path(__file__).resolve().parents[2]
 # What a venv brings with it or what the environment adds on top of its lock: the core itself,
 # installed editable, and the installers `python -m venv` seeds.
 UNLOCKED = {"voicefarm", "pip", "setuptools"}
+# environment -> (interpreter, lock, the repo's own packages its setup.sh adds, editable)
 ENVIRONMENTS = {
-    "core": (Path(sys.executable), ROOT / "locks" / "core.txt"),
-    "xtts": (ROOT / "workers" / "xtts" / ".venv" / "bin" / "python", ROOT / "locks" / "xtts.txt"),
-    "styletts2": (ROOT / "workers" / "styletts2" / ".venv" / "bin" / "python", ROOT / "locks" / "styletts2.txt"),
+    "core": (Path(sys.executable), ROOT / "locks" / "core.txt", set()),
+    "xtts": (ROOT / "workers" / "xtts" / ".venv" / "bin" / "python", ROOT / "locks" / "xtts.txt",
+             {"voicefarm-torchkit", "voicefarm-xtts"}),
+    "styletts2": (ROOT / "workers" / "styletts2" / ".venv" / "bin" / "python", ROOT / "locks" / "styletts2.txt",
+                  {"voicefarm-torchkit", "voicefarm-styletts2"}),
 }
 INSTALLED = ("import importlib.metadata as m, json; "
              "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))")
@@ -42,16 +45,18 @@ def installed(python: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize("name", ENVIRONMENTS)
 def test_environment_is_exactly_its_lock(name: str) -> None:
-    python, lock = ENVIRONMENTS[name]
+    python, lock, own = ENVIRONMENTS[name]
     if not python.is_file():
         pytest.fail(f"the {name} environment is missing: run make test (or workers/{name}/setup.sh)", pytrace=False)
     want, have = locked(lock), installed(python)
     assert want, f"{lock} pins nothing"
     drifted = {pkg: (version, have.get(pkg)) for pkg, version in want.items() if have.get(pkg) != version}
-    unlocked = sorted(set(have) - set(want) - UNLOCKED)
+    unlocked = sorted(set(have) - set(want) - UNLOCKED - own)
     assert not drifted, f"{name}: installed versions differ from {lock.name} (locked, installed): {drifted}"
     assert not unlocked, f"{name}: installed but not in {lock.name}: {unlocked}"
     assert "voicefarm" in have, f"{name}: the voicefarm core is not installed"
+    # The core environment (and so the API's) carries no engine package.
+    assert own <= set(have) and not {p for p in have if p.startswith("voicefarm-")} - own, name
 
 
 def test_xtts_keeps_transformers_below_5() -> None:

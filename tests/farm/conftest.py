@@ -109,7 +109,7 @@ def build_tiny_model(engine: str, script: str, out: Path, *args: str) -> None:
     python = ROOT / "workers" / engine / ".venv" / "bin" / "python"
     if not python.is_file():
         pytest.fail(f"the {engine} worker environment is missing: run workers/{engine}/setup.sh", pytrace=False)
-    subprocess.run([str(python), str(ROOT / "workers" / engine / script), str(out), *args], check=True,
+    subprocess.run([str(python), str(ROOT / "workers" / engine / "tests" / script), str(out), *args], check=True,
                    capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 

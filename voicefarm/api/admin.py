@@ -25,19 +25,21 @@ router = APIRouter(tags=["ops"])
 
 class EngineOut(BaseModel):
     name: str
-    # "up", "degraded: <last error>", "no live worker", "failed self-test: <reason>" or
-    # "unavailable: <reason>"
+    # "up", "degraded: <last error>", "no live worker", or, with no live worker, why a worker
+    # could not start: "failed self-test: <reason>" or "unavailable: <reason>"
     status: str
     live_workers: int
     degraded_until: datetime | None  # while its breaker is open: chains skip it until then
-    self_test_failures: dict[str, str]  # worker host -> why its engine failed the self-test
+    self_test_failures: dict[str, str]  # worker host -> why it could not start (self-test, unavailable)
     queue_depth: int
     jobs: dict[str, int]
     mean_synthesis_seconds: float | None
     mean_real_time_factor: float | None
+    # The engine's last known capabilities, as its workers advertised them; empty when none has.
     cloning: bool
     languages: list[str]
     model_version: str
+    device: str | None
 
 
 @router.get("/v1/engines", response_model=list[EngineOut])
@@ -45,13 +47,13 @@ def engines(s: DB, _: Admin) -> list[EngineOut]:
     settings = get_settings()
     live, depth, jobs = live_workers(s, settings), stats.queue_depths(settings), stats.jobs_by_state(s)
     synth, rtf = stats.synthesis_seconds(s), stats.real_time_factor(s)
-    breakers, failures = tripped(s), self_test_failures(s)
+    breakers, failures, known = tripped(s), self_test_failures(s), get_catalog().engines
     out = []
-    for name, caps in get_catalog().engines.items():
+    # The configured engines, then any other a worker has advertised or failed to start.
+    for name in dict.fromkeys([*settings.engines, *sorted({*known, *failures} - set(settings.engines))]):
+        caps = known.get(name)
         failed = failures.get(name, {})
-        if caps.unavailable:
-            status = f"unavailable: {caps.unavailable}"
-        elif not live.get(name):
+        if not live.get(name):
             status = next(iter(failed.values()), "no live worker")
         elif name in breakers:
             status = f"degraded: {breakers[name].reason}"
@@ -63,7 +65,8 @@ def engines(s: DB, _: Admin) -> list[EngineOut]:
             jobs={state: n for (state, engine), n in jobs.items() if engine == name},
             mean_synthesis_seconds=synth[name][1] / synth[name][2] if name in synth else None,
             mean_real_time_factor=rtf[name][1] / rtf[name][2] if name in rtf else None,
-            cloning=caps.cloning, languages=sorted(caps.languages), model_version=caps.model_version,
+            cloning=bool(caps and caps.cloning), languages=sorted(caps.languages) if caps else [],
+            model_version=caps.model_version if caps else "unknown", device=caps.device if caps else None,
         ))
     return out
 

@@ -11,9 +11,9 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from voicefarm import db
-from voicefarm.errors import Forbidden, Unauthorized
 from voicefarm.auth import NOT_CACHED, Principal, authenticate, cached_principal
-from voicefarm.catalog import Catalog
+from voicefarm.catalog import Catalog, Catalogs
+from voicefarm.errors import Forbidden, Unauthorized
 from voicefarm.heartbeat import LiveEngines
 from voicefarm.settings import get_settings
 
@@ -26,8 +26,18 @@ async def get_db() -> AsyncIterator[Session]:
 
 
 @lru_cache
+def catalogs() -> Catalogs:
+    return Catalogs(get_settings())
+
+
 def get_catalog() -> Catalog:
-    return Catalog(get_settings())
+    """The catalog, at most a moment old; it may read the database, so call it off the event loop."""
+    return catalogs()()
+
+
+async def current_catalog() -> Catalog:
+    """get_catalog() for async code: a thread only when the remembered one is stale."""
+    return catalogs().fresh or await run_in_threadpool(catalogs())
 
 
 @lru_cache

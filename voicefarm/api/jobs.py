@@ -9,8 +9,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 
+from voicefarm.api.deps import DB, Caller, current_catalog, get_live
 from voicefarm.jobs import submit as lifecycle_submit
-from voicefarm.api.deps import DB, Caller, get_catalog, get_live
 from voicefarm.audio import content_type
 from voicefarm.cache import CachedAudio, get_cache
 from voicefarm.errors import NotFound, NotReady
@@ -47,7 +47,7 @@ async def create_job(
 async def accept(s: Session, tenant_id: str, body: JobRequest, idempotency_key: str | None = None) -> Job | CachedAudio:
     """A request's audio from the cache, or its job, recorded and enqueued; InvalidRequest when
     it is invalid. Every endpoint that synthesizes comes through here."""
-    settings, catalog = get_settings(), get_catalog()
+    settings, catalog = get_settings(), await current_catalog()
     voice_id = body.voice or settings.default_voice
     voice = catalog.voice(voice_id) or await run_in_threadpool(cloned_voice, s, tenant_id, voice_id, settings)
     p = lifecycle_submit.plan(body, voice, settings, catalog)

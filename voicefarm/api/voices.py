@@ -9,6 +9,8 @@ from sqlalchemy import select
 
 from voicefarm import voices
 from voicefarm.api.deps import DB, Caller, get_catalog
+from voicefarm.catalog import Catalog
+from voicefarm.engines.base import Voice
 from voicefarm.cache import get_cache
 from voicefarm.jobs.keys import normalise_language
 from voicefarm.models import ClonedVoice
@@ -32,11 +34,17 @@ def cloned_out(row: ClonedVoice) -> ClonedVoiceOut:
     )
 
 
+def built_in_out(catalog: Catalog, engine: str, v: Voice) -> VoiceOut:
+    return VoiceOut(id=v.id, language=v.language, name=v.name, engine=engine, sample_rate=v.sample_rate,
+                    available=engine in catalog.live)
+
+
 @router.get("/voices", response_model=list[VoiceOut])
 def list_voices(s: DB, caller: Caller) -> list[VoiceOut]:
-    """Built-in voices of the engines available now, then the caller's cloned voices."""
-    built_in = [VoiceOut(id=v.id, language=v.language, name=v.name, engine=engine, sample_rate=v.sample_rate)
-                for engine, v in get_catalog().voices()]
+    """Built-in voices of every known engine (`available` false while it has no live worker),
+    then the caller's cloned voices."""
+    catalog = get_catalog()
+    built_in = [built_in_out(catalog, engine, v) for engine, v in catalog.voices()]
     own = s.scalars(select(ClonedVoice).where(ClonedVoice.tenant_id == caller.tenant_id)
                     .order_by(ClonedVoice.created_at)).all()
     return built_in + [cloned_out(row) for row in own]
@@ -91,9 +99,10 @@ def _owned(s: DB, caller: Caller, voice_id: str) -> ClonedVoice:
 
 @router.get("/voices/{voice_id}", response_model=ClonedVoiceOut | VoiceOut, responses=errors)
 def get_voice(voice_id: str, s: DB, caller: Caller) -> ClonedVoiceOut | VoiceOut:
-    for engine, v in get_catalog().voices():
+    catalog = get_catalog()
+    for engine, v in catalog.voices():
         if v.id == voice_id:
-            return VoiceOut(id=v.id, language=v.language, name=v.name, engine=engine, sample_rate=v.sample_rate)
+            return built_in_out(catalog, engine, v)
     return cloned_out(_owned(s, caller, voice_id))
 
 

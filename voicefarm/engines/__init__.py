@@ -1,32 +1,43 @@
 """Engine plugins, looked up by name.
 
-A plugin is "module:factory", the factory taking the settings and returning an Engine; the
-built-in ones are below, and `VOICEFARM_PLUGINS` adds more. Modules are imported only when an
-engine is asked for, and must import without their heavy libraries (those load in `load()`), so
-the API can read every engine's capabilities without torch or onnxruntime.
+A plugin is a factory taking the core settings and returning an Engine. A name resolves, in
+order, to `VOICEFARM_PLUGINS` ("module:factory"), then an entry point of the group
+`voicefarm.engines` (how the engine packages under workers/ register), then a built-in (Piper,
+Google). Only workers construct engines: the API knows them from what their workers advertise
+(voicefarm/catalog.py), so it needs no engine code and no model files.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import import_module
+from importlib.metadata import entry_points
 
 from voicefarm.engines.base import Audio, Capabilities, Engine, SynthesisRequest, Voice
 from voicefarm.settings import Settings
 
-PLUGINS: dict[str, str] = {
+GROUP = "voicefarm.engines"
+BUILT_IN: dict[str, str] = {
     "google": "voicefarm.engines.google:from_settings",
     "piper": "voicefarm.engines.piper:from_settings",
-    "xtts": "voicefarm.engines.xtts:from_settings",
-    "styletts2": "voicefarm.engines.styletts2:from_settings",
 }
 
-__all__ = ["PLUGINS", "Audio", "Capabilities", "Engine", "SynthesisRequest", "Voice", "create"]
+__all__ = ["BUILT_IN", "GROUP", "Audio", "Capabilities", "Engine", "SynthesisRequest", "Voice", "create"]
+
+
+def _load(spec: str) -> Callable[[Settings], Engine]:
+    module, factory = spec.split(":")
+    return getattr(import_module(module), factory)
 
 
 def create(name: str, settings: Settings) -> Engine:
-    plugins = {**PLUGINS, **settings.plugins}
-    try:
-        module, factory = plugins[name].split(":")
-    except KeyError:
-        raise ValueError(f"unknown engine {name!r}; known engines: {', '.join(sorted(plugins))}") from None
-    return getattr(import_module(module), factory)(settings)
+    if name in settings.plugins:
+        return _load(settings.plugins[name])(settings)
+    installed = {ep.name: ep for ep in entry_points(group=GROUP)}
+    if name in installed:
+        return installed[name].load()(settings)
+    if name in BUILT_IN:
+        return _load(BUILT_IN[name])(settings)
+    known = sorted({*settings.plugins, *installed, *BUILT_IN})
+    raise ValueError(f"unknown engine {name!r}; known engines here: {', '.join(known)}")
+

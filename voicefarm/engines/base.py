@@ -7,7 +7,7 @@ what it offers; a worker process calls `load()` once, before it takes its first 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -36,6 +36,23 @@ class Capabilities:
     model_version: str = "unknown"
     # Why the engine cannot run here (missing weights, missing credentials); None when it can.
     unavailable: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """What a worker advertises in its heartbeat (built-in voices only: no cloned ones)."""
+        return {
+            "languages": sorted(self.languages),
+            "voices": [{"id": v.id, "language": v.language, "name": v.name, "sample_rate": v.sample_rate,
+                        "version": v.version} for v in self.voices],
+            "cloning": self.cloning,
+            "device": self.device,
+            "model_version": self.model_version,
+            "unavailable": self.unavailable,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Capabilities:
+        return cls(frozenset(data["languages"]), tuple(Voice(**v) for v in data["voices"]), data["cloning"],
+                   data["device"], data["model_version"], data.get("unavailable"))
 
 
 @dataclass(frozen=True)

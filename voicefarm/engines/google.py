@@ -25,7 +25,7 @@ from typing import Any
 import soundfile as sf
 
 from voicefarm.engines.base import Audio, Capabilities, SynthesisRequest, Voice
-from voicefarm.engines.xtts import join_pieces, split_text
+from voicefarm.engines.text import join_pieces, split_text
 from voicefarm.settings import Settings
 
 log = logging.getLogger(__name__)

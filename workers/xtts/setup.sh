@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Create (or bring up to date) the XTTS worker's own virtual environment, workers/xtts/.venv,
 # exactly as locks/xtts.txt says (torch, coqui-tts, the core's dependencies), plus the core
-# itself, editable, so the worker runs the repo's code as it is. A no-op when nothing changed
-# since the last successful run.
+# itself, workers/torchkit and this engine's package (voicefarm_xtts), editable, so the worker
+# runs the repo's code as it is. A no-op when nothing changed since the last successful run.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -11,7 +11,8 @@ venv="$here/.venv"
 stamp="$venv/.installed-stamp"
 
 if [ "$stamp" -nt "$root/locks/xtts.txt" ] && [ "$stamp" -nt "$root/pyproject.toml" ] \
-    && [ "$stamp" -nt "${BASH_SOURCE[0]}" ]; then
+    && [ "$stamp" -nt "${BASH_SOURCE[0]}" ] && [ "$stamp" -nt "$here/pyproject.toml" ] \
+    && [ "$stamp" -nt "$root/workers/torchkit/pyproject.toml" ]; then
     exit 0
 fi
 
@@ -21,5 +22,6 @@ if ! command -v ffmpeg >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq ffmpeg >/dev/null
 fi
 
-bash "$root/locks/sync.sh" "$venv" "$root/locks/xtts.txt"
+# The engine's own package and the torch helpers it shares with the other torch engine.
+bash "$root/locks/sync.sh" "$venv" "$root/locks/xtts.txt" "$root/workers/torchkit" "$here"
 touch "$stamp"

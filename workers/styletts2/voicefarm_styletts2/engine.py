@@ -1,7 +1,7 @@
 """StyleTTS 2 (the `styletts2` package, LibriTTS model): English speech in a cloned voice's style.
 
-Runs in its own environment (workers/styletts2/.venv): torch and styletts2 are imported in
-`load()` only, so the API can import this module and read `capabilities()` without them.
+Installed only in the StyleTTS2 worker's environment (workers/styletts2/.venv); torch and
+styletts2 are imported in `load()` only, so the worker reads `capabilities()` and beats before loading.
 The LibriTTS model has no named voices, so every voice is cloned: a voice's style vector is
 computed once per `reference_key` from its reference sample and kept like XTTS's latents, in
 a bounded in-process LRU and, when given, a persistent store shared by all workers.
@@ -30,10 +30,11 @@ import numpy as np
 import soundfile as sf
 
 from voicefarm.engines.base import Audio, Capabilities, SynthesisRequest, Voice
-from voicefarm.engines.torchutil import BytesStore, VoiceCache, autocast, autocast_device, keep_fp32, pick_device
-from voicefarm.engines.xtts import join_pieces, split_text
+from voicefarm.engines.text import join_pieces, split_text
 from voicefarm.settings import Settings
 from voicefarm.storage import LatentsStore
+from voicefarm_styletts2.settings import StyleTTS2Settings
+from voicefarm_torchkit import BytesStore, VoiceCache, autocast, autocast_device, keep_fp32, pick_device
 
 if TYPE_CHECKING:
     import torch
@@ -385,9 +386,7 @@ class StyleTTS2Engine:
 
 
 def from_settings(settings: Settings) -> StyleTTS2Engine:
-    return StyleTTS2Engine(
-        settings.styletts2_model_dir,
-        device=settings.styletts2_device,
-        style_cache_size=settings.styletts2_style_cache_size,
-        style_store=LatentsStore(),
-    )
+    """The engine as VOICEFARM_STYLETTS2_* configures it; `settings` is the core's, for the protocol."""
+    own = StyleTTS2Settings()
+    return StyleTTS2Engine(own.model_dir, device=own.device, style_cache_size=own.style_cache_size,
+                           style_store=LatentsStore())

@@ -6,7 +6,7 @@ sizes are the smallest the package allows (the decoder's 1024- and 512-channel b
 JDCNet are fixed in code, so the text encoder and prosody predictor keep hidden_dim 512),
 and it speaks noise at the cost of about a second per sentence on a CPU.
 
-Writes every file the engine maps the package's URLs to (voicefarm.engines.styletts2.FILES),
+Writes every file the engine maps the package's URLs to (voicefarm_styletts2.engine.FILES),
 laid out as upstream: Models/LibriTTS/{config.yml, epochs_2nd_00020.pth} and
 Utils/{ASR, JDC, PLBERT}/. Configs are the package's own with smaller model_params;
 checkpoints are saved in the formats the package's loaders read.
@@ -32,7 +32,7 @@ from styletts2.Utils.JDC.model import JDCNet
 from styletts2.Utils.PLBERT.util import CustomAlbert
 from transformers import AlbertConfig
 
-from voicefarm.engines.styletts2 import CHECKPOINT, CONFIG, FILES, SAMPLE_RATE, VOICES_DIR
+from voicefarm_styletts2.engine import CHECKPOINT, CONFIG, FILES, SAMPLE_RATE, VOICES_DIR
 
 # The LibriTTS model's model_params, shrunk where the code lets a config choose. hidden_dim
 # stays 512 (the decoder's asr_res takes 512 channels) and style_dim 128 (as in the released

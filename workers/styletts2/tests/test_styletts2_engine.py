@@ -14,10 +14,11 @@ import torch
 import yaml
 from conftest import FRAME_SAMPLES, FRAMES_PER_TOKEN, network_attempts
 
-from tests.synthetic import DictStore, voiced_signal
 from voicefarm.engines.base import Engine, SynthesisRequest
-from voicefarm.engines.styletts2 import CONFIG, END_PULSE_SAMPLES, FILES, SAMPLE_RATE, StyleTTS2Engine
-from voicefarm.engines.xtts import split_text
+from voicefarm.engines.text import split_text
+from voicefarm.selftest import voiced_signal
+from voicefarm_styletts2.engine import CONFIG, END_PULSE_SAMPLES, FILES, SAMPLE_RATE, StyleTTS2Engine
+from voicefarm_torchkit import DictStore
 
 CROSSFADE = int(0.01 * SAMPLE_RATE)  # join_pieces' overlap
 
@@ -61,7 +62,7 @@ def test_capabilities_of_a_complete_model(model_dir: Path) -> None:
 
 def test_import_and_capabilities_need_no_torch(model_dir: Path) -> None:
     code = (
-        "import sys; from voicefarm.engines.styletts2 import StyleTTS2Engine; "
+        "import sys; from voicefarm_styletts2.engine import StyleTTS2Engine; "
         f"StyleTTS2Engine({str(model_dir)!r}).capabilities(); "
         "assert not {'torch', 'styletts2', 'nltk'} & set(sys.modules), 'heavy import'"
     )

@@ -1,4 +1,5 @@
-"""StyleTTS2 engine tests: run with workers/styletts2/.venv's interpreter (torch and styletts2 live there).
+"""StyleTTS2 engine tests: run with workers/styletts2/.venv's interpreter (torch, styletts2
+and voicefarm_styletts2 live there).
 
 Everything runs on a tiny random model built once per session, with the network shut before
 anything is imported: a connection or name lookup raises and is recorded in
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +38,11 @@ def _refused_lookup(*args: Any, **kwargs: Any) -> Any:
 socket.socket.connect = _guarded_connect  # type: ignore[method-assign]
 socket.getaddrinfo = _refused_lookup
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "workers" / "styletts2"))
 from tiny_model import build_model_dir  # noqa: E402
 
-from tests.synthetic import DictStore, voiced_signal  # noqa: E402
-from voicefarm.engines.styletts2 import StyleTTS2Engine  # noqa: E402
+from voicefarm.selftest import voiced_signal  # noqa: E402
+from voicefarm_styletts2.engine import StyleTTS2Engine  # noqa: E402
+from voicefarm_torchkit import DictStore  # noqa: E402
 
 FRAMES_PER_TOKEN = 2
 # Samples per duration frame: the mel hop (300) doubled, as the decoder upsamples its frames

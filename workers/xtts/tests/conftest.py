@@ -1,4 +1,5 @@
-"""XTTS engine tests: run with workers/xtts/.venv's interpreter (torch and coqui-tts live there).
+"""XTTS engine tests: run with workers/xtts/.venv's interpreter (torch, coqui-tts and
+voicefarm_xtts live there).
 
 Everything runs on a tiny random checkpoint built once per session; nothing is downloaded.
 """
@@ -6,7 +7,6 @@ Everything runs on a tiny random checkpoint built once per session; nothing is d
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,10 +16,9 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "workers" / "xtts"))
 from tiny_checkpoint import build_checkpoint  # noqa: E402
 
-from tests.synthetic import voiced_signal  # noqa: E402
+from voicefarm.selftest import voiced_signal  # noqa: E402
 
 MAX_GEN_TOKENS = 16
 

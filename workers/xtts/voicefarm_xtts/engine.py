@@ -1,7 +1,7 @@
 """XTTS v2 (coqui-tts): zero-shot voice cloning in 17 languages, on a GPU or the CPU.
 
-Runs in its own environment (workers/xtts/.venv): torch and coqui-tts are imported in
-`load()` only, so the API can import this module and read `capabilities()` without them.
+Installed only in the XTTS worker's environment (workers/xtts/.venv); torch and coqui-tts
+are imported in `load()` only, so the worker reads `capabilities()` and beats before loading.
 A cloned voice's conditioning latents are computed once per `reference_key` and kept in a
 bounded in-process LRU and, when given, a persistent latents store shared by all workers. The
 caller's reference_key names the voice, its version, the engine and the model version: latents
@@ -14,8 +14,6 @@ import contextlib
 import hashlib
 import io
 import logging
-import re
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,9 +21,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from voicefarm.engines.base import Audio, Capabilities, SynthesisRequest
-from voicefarm.engines.torchutil import BytesStore, VoiceCache, autocast, autocast_device, keep_fp32, pick_device
+from voicefarm.engines.text import join_pieces, split_text
 from voicefarm.settings import Settings
 from voicefarm.storage import LatentsStore
+from voicefarm_torchkit import BytesStore, VoiceCache, autocast, autocast_device, keep_fp32, pick_device
+from voicefarm_xtts.settings import XttsSettings
 
 if TYPE_CHECKING:
     import torch
@@ -40,7 +40,6 @@ LANGUAGES = frozenset(
 REQUIRED_FILES = ("config.json", "model.pth", "vocab.json")
 SAMPLE_RATE = 24_000  # the HiFi-GAN decoder's output rate
 REFERENCE_RATE = 22_050  # coqui computes cloning latents at this rate
-CROSSFADE_SECONDS = 0.01
 # Options a request may set, with their types; anything else in request.options is not ours.
 INFERENCE_OPTIONS: dict[str, type] = {
     "temperature": float,
@@ -51,46 +50,6 @@ INFERENCE_OPTIONS: dict[str, type] = {
 }
 
 Latents = tuple["torch.Tensor", "torch.Tensor"]  # (gpt_cond_latent, speaker_embedding)
-
-
-# A sentence runs to its closing punctuation plus the whitespace after it: Latin-script
-# stops need that whitespace ("3.5" is no boundary), CJK and Devanagari stops do not.
-_SENTENCE = re.compile(r".+?(?:[.!?…]+(?:\s+|$)|[。！？।]+\s*|$)", re.DOTALL)
-
-
-def split_text(text: str, limit: int) -> list[str]:
-    """Split text into pieces of at most `limit` characters, at sentence boundaries.
-
-    Sentences are packed greedily; a sentence longer than the limit is wrapped at spaces
-    (or anywhere, for scripts without spaces).
-    """
-    pieces: list[str] = []
-    current = ""
-    for sentence in _SENTENCE.findall(text.strip()):
-        if len((current + sentence).strip()) <= limit:
-            current += sentence
-            continue
-        if current.strip():
-            pieces.append(current.strip())
-        current = ""
-        if len(sentence.strip()) <= limit:
-            current = sentence
-        else:
-            pieces.extend(textwrap.wrap(sentence, width=limit))
-    if current.strip():
-        pieces.append(current.strip())
-    return pieces
-
-
-def join_pieces(pieces: list[np.ndarray], sample_rate: int) -> np.ndarray:
-    """Concatenate audio pieces with a short linear crossfade, so no join clicks."""
-    out = pieces[0]
-    for piece in pieces[1:]:
-        n = min(int(CROSSFADE_SECONDS * sample_rate), len(out), len(piece))
-        ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
-        mixed = out[len(out) - n :] * (1.0 - ramp) + piece[:n] * ramp
-        out = np.concatenate([out[: len(out) - n], mixed, piece[n:]])
-    return out
 
 
 def _serialize_latents(latents: Latents) -> bytes:
@@ -270,9 +229,7 @@ class XttsEngine:
 
 
 def from_settings(settings: Settings) -> XttsEngine:
-    return XttsEngine(
-        settings.xtts_model_dir,
-        device=settings.xtts_device,
-        latents_cache_size=settings.xtts_latents_cache_size,
-        latents_store=LatentsStore(),
-    )
+    """The engine as VOICEFARM_XTTS_* configures it; `settings` is the core's, for the protocol."""
+    own = XttsSettings()
+    return XttsEngine(own.model_dir, device=own.device, latents_cache_size=own.latents_cache_size,
+                      latents_store=LatentsStore())

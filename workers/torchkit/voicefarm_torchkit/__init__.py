@@ -1,7 +1,9 @@
 """What the torch engines (XTTS, StyleTTS2) share: device choice, bf16 autocast with fp32
 islands inside it, and the per-voice conditioning cache.
 
-torch is imported inside functions only: the API imports the engine modules without it.
+One package installed into both torch worker environments (workers/*/setup.sh), so neither
+engine carries a copy. torch is imported inside functions only: an engine's module imports,
+and reads its capabilities, without it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,19 @@ class BytesStore(Protocol):
 
     def get(self, key: str) -> bytes | None: ...
     def put(self, key: str, data: bytes) -> None: ...
+
+
+class DictStore:
+    """A BytesStore over a dict, in this process only: for tests and benchmarks."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+
+    def get(self, key: str) -> bytes | None:
+        return self.data.get(key)
+
+    def put(self, key: str, data: bytes) -> None:
+        self.data[key] = data
 
 
 class VoiceCache(Generic[T]):

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 from conftest import MAX_GEN_TOKENS
 
-from tests.synthetic import DictStore, voiced_signal
 from voicefarm.engines.base import Engine, SynthesisRequest
-from voicefarm.engines.xtts import LANGUAGES, SAMPLE_RATE, XttsEngine, join_pieces, split_text
+from voicefarm.engines.text import join_pieces, split_text
+from voicefarm.selftest import voiced_signal
+from voicefarm_torchkit import DictStore
+from voicefarm_xtts.engine import LANGUAGES, SAMPLE_RATE, XttsEngine
 
 XTTS_LANGUAGES = {"en", "es", "fr", "de", "it", "pt", "pl", "tr", "ru", "nl", "cs", "ar", "zh", "hu", "ko", "ja", "hi"}
 
@@ -50,7 +52,7 @@ def test_capabilities_of_a_complete_checkpoint(checkpoint: Path) -> None:
 
 def test_import_and_capabilities_need_no_torch(checkpoint: Path) -> None:
     code = (
-        "import sys; from voicefarm.engines.xtts import XttsEngine; "
+        "import sys; from voicefarm_xtts.engine import XttsEngine; "
         f"XttsEngine({str(checkpoint)!r}).capabilities(); "
         "assert 'torch' not in sys.modules and 'TTS' not in sys.modules, 'heavy import'"
     )

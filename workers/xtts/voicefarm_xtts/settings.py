@@ -1,0 +1,15 @@
+"""The XTTS engine's own settings, from VOICEFARM_XTTS_* variables: only XTTS workers read them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class XttsSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VOICEFARM_XTTS_")
+
+    model_dir: Path | None = None  # config.json, model.pth, vocab.json; never downloaded
+    device: str | None = None  # default: cuda when there is a GPU, else cpu
+    latents_cache_size: int = 64  # voices whose latents a worker keeps in memory
