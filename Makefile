@@ -31,12 +31,11 @@ check: $(STAMP)
 
 # Every tier, each in its own run (the API and farm tiers set the process's settings), then each
 # engine's own suite in its environment. Every suite runs; the target fails if any failed.
-test: $(STAMP)  ## real Redis, PostgreSQL, S3 (rclone), worker processes and both engine suites
+test: check  ## real Redis, PostgreSQL, S3 (rclone), worker processes and both engine suites
 	bash tests/services.sh
 	bash workers/xtts/setup.sh
 	bash workers/styletts2/setup.sh
 	status=0; \
-	$(PY) -m pytest tests/unit $(PYTEST_ARGS) || status=1; \
 	$(PY) -m pytest tests/api $(PYTEST_ARGS) || status=1; \
 	$(PY) -m pytest tests/deploy $(PYTEST_ARGS) || status=1; \
 	$(PY) -m pytest tests/farm $(PYTEST_ARGS) || status=1; \

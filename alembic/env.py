@@ -3,7 +3,6 @@
 from logging.config import fileConfig
 
 from alembic import context
-
 from voicefarm.db import make_engine
 from voicefarm.models import Base
 from voicefarm.settings import get_settings

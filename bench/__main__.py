@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 from rich.console import Console
@@ -62,14 +62,19 @@ def through_farm() -> tuple[float, float, list[float]]:
         settings = get_settings()
         with db.session() as s:
             key = create_key(s, "bench")
-        with Farm(settings, log_dir=settings.data_dir / "logs") as farm, \
-                httpx.Client(base_url=farm.url, headers={"X-API-Key": key}) as http:
+        with (
+            Farm(settings, log_dir=settings.data_dir / "logs") as farm,
+            httpx.Client(base_url=farm.url, headers={"X-API-Key": key}) as http,
+        ):
             farm.wait_ready()
             warm = http.post("/v1/jobs", json={"text": "Warm up."}).json()
             wait(http, warm["id"])
-            started = datetime.now(timezone.utc)
-            ids = [http.post("/v1/jobs", json={"text": t, "speed": 1.0 + r / 10}).json()["id"]
-                   for r in range(ROUNDS) for t in PHRASES]
+            started = datetime.now(UTC)
+            ids = [
+                http.post("/v1/jobs", json={"text": t, "speed": 1.0 + r / 10}).json()["id"]
+                for r in range(ROUNDS)
+                for t in PHRASES
+            ]
             done = [wait(http, job_id) for job_id in ids]
             audio = sum(job["duration"] for job in done)
             # The server's own finish times: how often we poll must not count as farm time.
@@ -113,8 +118,10 @@ def main() -> None:
     console.print(f"piper in-process : {raw_tp:6.2f} audio s / wall s")
     console.print(f"piper via farm   : {farm_tp:6.2f} audio s / wall s (API + Redis + PostgreSQL + 1 worker)")
     console.print(f"farm / in-process: {ratio:6.3f}   target >= 0.95  {'ok' if ratio >= 0.95 else 'MISSED'}")
-    console.print(f"cache-hit POST /v1/jobs over {len(latencies)} requests: p50 {p50:.2f} ms, p99 {p99:.2f} ms   "
-                  f"target p50 <= 2 ms  {'ok' if p50 <= 2 else 'MISSED'}")
+    console.print(
+        f"cache-hit POST /v1/jobs over {len(latencies)} requests: p50 {p50:.2f} ms, p99 {p99:.2f} ms   "
+        f"target p50 <= 2 ms  {'ok' if p50 <= 2 else 'MISSED'}"
+    )
 
 
 if __name__ == "__main__":

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import torch
 from rich.console import Console
+from voicefarm_xtts.engine import INFERENCE_OPTIONS, REFERENCE_RATE, REQUIRED_FILES, SAMPLE_RATE, XttsEngine
 
 from voicefarm.engines.base import SynthesisRequest
 from voicefarm.selftest import voiced_signal
-from voicefarm_xtts.engine import INFERENCE_OPTIONS, REFERENCE_RATE, REQUIRED_FILES, SAMPLE_RATE, XttsEngine
 
 # Before coqui or transformers are imported (by the checkpoint builder or XttsEngine.load):
 # any hub lookup fails instead of hanging.
@@ -92,8 +92,11 @@ def checkpoint() -> Path:
 def modes(device: str) -> list[Mode]:
     """What to compare here; the first is the baseline that the speed-ups divide."""
     if device == "cuda":
-        return [Mode("fp32", bf16=False, tf32=False), Mode("tf32", bf16=False, tf32=True),
-                Mode("bf16 autocast", bf16=True, tf32=True)]
+        return [
+            Mode("fp32", bf16=False, tf32=False),
+            Mode("tf32", bf16=False, tf32=True),
+            Mode("bf16 autocast", bf16=True, tf32=True),
+        ]
     fp32 = [Mode("cpu fp32", bf16=False, tf32=False)]
     if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
         return [*fp32, Mode("cpu bf16 autocast", bf16=True, tf32=False)]
@@ -141,9 +144,7 @@ def measure(model_dir: Path, device: str, mode: Mode) -> Result:
     for text in PHRASES:
         with engine._autocast():
             started = time.perf_counter()
-            stream = model.inference_stream(
-                text, LANGUAGE, *latents, stream_chunk_size=STREAM_CHUNK_TOKENS, **settings
-            )
+            stream = model.inference_stream(text, LANGUAGE, *latents, stream_chunk_size=STREAM_CHUNK_TOKENS, **settings)
             chunk = next(stream)
             sync()
             ttfc_s.append(time.perf_counter() - started)
@@ -169,12 +170,16 @@ def spread(values: list[float]) -> str:
 def main() -> None:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     name = torch.cuda.get_device_name() if device == "cuda" else f"{os.cpu_count()} cores"
-    console.print(f"XTTS v2, real dimensions, random weights; torch {torch.__version__}, device {device} ({name}), "
-                  f"{torch.get_num_threads()} CPU threads")
+    console.print(
+        f"XTTS v2, real dimensions, random weights; torch {torch.__version__}, device {device} ({name}), "
+        f"{torch.get_num_threads()} CPU threads"
+    )
     if device == "cpu":
         console.print("no GPU present: CPU numbers only; fp32 vs TF32 vs bf16 needs a CUDA machine")
-    console.print(f"tokens bound: {MAX_GEN_TOKENS} audio codes per phrase; streaming chunk {STREAM_CHUNK_TOKENS} codes; "
-                  f"reference {REFERENCE_SECONDS:.0f} s synthetic voiced signal; {len(PHRASES)} phrases")
+    console.print(
+        f"tokens bound: {MAX_GEN_TOKENS} audio codes per phrase; streaming chunk {STREAM_CHUNK_TOKENS} codes; "
+        f"reference {REFERENCE_SECONDS:.0f} s synthetic voiced signal; {len(PHRASES)} phrases"
+    )
     model_dir = checkpoint()
     load_before = os.getloadavg()[0]
 
@@ -185,21 +190,29 @@ def main() -> None:
         console.print(f"[bold]{mode.name}[/bold]: load {result.load_s:.1f} s, latents {result.latents_s:.3f} s")
         console.print(f"  audio s per phrase   {seconds(result.audio_s)}")
         console.print(f"  RTF per phrase       {seconds(result.rtf)}   ({spread(result.rtf)})")
-        console.print(f"  first chunk s        {seconds(result.ttfc_s)}   ({spread(result.ttfc_s)}; "
-                      f"chunk audio {seconds(result.chunk_s)} s)")
+        console.print(
+            f"  first chunk s        {seconds(result.ttfc_s)}   ({spread(result.ttfc_s)}; "
+            f"chunk audio {seconds(result.chunk_s)} s)"
+        )
 
     base = next(iter(results.values()))
     base_rtf, base_ttfc = statistics.median(base.rtf), statistics.median(base.ttfc_s)
     console.print(f"\n{'mode':<18} {'RTF':>7} {'speed-up':>9} {'TTFC s':>8} {'speed-up':>9} {'latents s':>10}")
     for mode_name, result in results.items():
         rtf, ttfc = statistics.median(result.rtf), statistics.median(result.ttfc_s)
-        console.print(f"{mode_name:<18} {rtf:>7.3f} {base_rtf / rtf:>8.2f}x {ttfc:>8.3f} {base_ttfc / ttfc:>8.2f}x "
-                      f"{result.latents_s:>10.3f}")
+        console.print(
+            f"{mode_name:<18} {rtf:>7.3f} {base_rtf / rtf:>8.2f}x {ttfc:>8.3f} {base_ttfc / ttfc:>8.2f}x "
+            f"{result.latents_s:>10.3f}"
+        )
     # Other processes on a shared host inflate and scatter the timings; this says how much.
-    console.print(f"load average (1 min) before/after measuring: {load_before:.2f} / {os.getloadavg()[0]:.2f} "
-                  f"on {os.cpu_count()} cores; above the core count, the numbers above are contended")
-    console.print("RTF = synthesis wall / audio seconds (below 1 is faster than real time); TTFC = streaming "
-                  f"time to first chunk; speed-ups against {next(iter(results))} in this run, medians over phrases")
+    console.print(
+        f"load average (1 min) before/after measuring: {load_before:.2f} / {os.getloadavg()[0]:.2f} "
+        f"on {os.cpu_count()} cores; above the core count, the numbers above are contended"
+    )
+    console.print(
+        "RTF = synthesis wall / audio seconds (below 1 is faster than real time); TTFC = streaming "
+        f"time to first chunk; speed-ups against {next(iter(results))} in this run, medians over phrases"
+    )
 
 
 if __name__ == "__main__":

@@ -22,9 +22,13 @@ def main() -> None:
     if url.scheme != "s3":
         print(f"storage is {url.scheme}://, not S3: nothing to create")
         return
-    client = boto3.client("s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.s3_region,
-                          aws_access_key_id=settings.s3_access_key_id,
-                          aws_secret_access_key=settings.s3_secret_access_key)
+    client = boto3.client(
+        "s3",
+        endpoint_url=settings.s3_endpoint_url,
+        region_name=settings.s3_region,
+        aws_access_key_id=settings.s3_access_key_id,
+        aws_secret_access_key=settings.s3_secret_access_key,
+    )
     try:
         client.head_bucket(Bucket=url.netloc)
         print(f"bucket {url.netloc} exists")
@@ -32,8 +36,11 @@ def main() -> None:
         if e.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket"):
             sys.exit(f"bucket {url.netloc}: {e}")
         # Outside us-east-1, S3 wants the region named again.
-        where = {} if settings.s3_region == "us-east-1" else {
-            "CreateBucketConfiguration": {"LocationConstraint": settings.s3_region}}
+        where = (
+            {}
+            if settings.s3_region == "us-east-1"
+            else {"CreateBucketConfiguration": {"LocationConstraint": settings.s3_region}}
+        )
         client.create_bucket(Bucket=url.netloc, **where)
         print(f"bucket {url.netloc} created")
 

@@ -44,7 +44,7 @@ _cache: dict[str, tuple[float, Principal | None]] = {}
 NOT_CACHED = object()
 
 
-def cached_principal(key: str) -> Principal | None | object:
+def cached_principal(key: str) -> Principal | object | None:
     """The cached answer for `key`, or NOT_CACHED when the database must be asked."""
     hit = _cache.get(hash_key(key))
     if hit is not None and time.monotonic() - hit[0] < _CACHE_SECONDS:

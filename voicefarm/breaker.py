@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from voicefarm.db import upsert
+from voicefarm.db import changed, upsert
 from voicefarm.models import Breaker, utcnow
 from voicefarm.settings import Settings
 
@@ -32,14 +32,17 @@ def tripped(s: Session) -> dict[str, Breaker]:
 def failed(s: Session, engine: str, error: str, settings: Settings) -> None:
     """Count a failed attempt; open (or keep open) the breaker at `breaker_failures` in a row."""
     stmt = upsert(s, Breaker).values(engine=engine, failures=1, reason=error)
-    stmt = stmt.on_conflict_do_update(index_elements=[Breaker.engine],
-                                      set_={"failures": Breaker.failures + 1, "reason": error})
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[Breaker.engine], set_={"failures": Breaker.failures + 1, "reason": error}
+    )
     failures = s.execute(stmt.returning(Breaker.failures)).scalar_one()
     if failures >= settings.breaker_failures:
         now = utcnow()
         until = now + timedelta(seconds=settings.breaker_cooldown_seconds)
-        opened = s.execute(update(Breaker).where(Breaker.engine == engine, Breaker.until.is_(None))
-                           .values(until=until, opened_at=now)).rowcount
+        opened = changed(
+            s,
+            update(Breaker).where(Breaker.engine == engine, Breaker.until.is_(None)).values(until=until, opened_at=now),
+        )
         if opened:
             log.warning("engine %s degraded after %d failures in a row: %s", engine, failures, error)
         else:  # already open (a failed probe, or jobs that were in flight): cool down again
@@ -54,8 +57,14 @@ def succeeded(s: Session, engine: str) -> None:
 def claim_probe(s: Session, engine: str, settings: Settings) -> bool:
     """Whether this job is the one that probes an engine whose cool-down has passed."""
     now = utcnow()
-    return bool(s.execute(update(Breaker).where(Breaker.engine == engine, Breaker.until <= now)
-                          .values(until=now + timedelta(seconds=settings.breaker_cooldown_seconds))).rowcount)
+    return bool(
+        changed(
+            s,
+            update(Breaker)
+            .where(Breaker.engine == engine, Breaker.until <= now)
+            .values(until=now + timedelta(seconds=settings.breaker_cooldown_seconds)),
+        )
+    )
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ filesystem transport's message files (the embedded farm).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from abc import ABC, abstractmethod
 from functools import cache
@@ -90,8 +91,13 @@ class FilesystemBroker(Broker):
 
     def transport_options(self) -> dict[str, Any]:
         queue = str(self._folder("queue"))
-        return {"data_folder_in": queue, "data_folder_out": queue, "control_folder": str(self._folder("control")),
-                "processed_folder": str(self._folder("processed")), "polling_interval": self.polling_interval}
+        return {
+            "data_folder_in": queue,
+            "data_folder_out": queue,
+            "control_folder": str(self._folder("control")),
+            "processed_folder": str(self._folder("processed")),
+            "polling_interval": self.polling_interval,
+        }
 
     def worker_flags(self) -> list[str]:
         # No broadcast exchange on this transport: gossip, mingle and event heartbeats need one.
@@ -108,10 +114,8 @@ class FilesystemBroker(Broker):
     def message_ids(self) -> set[str]:
         found = set()
         for path in self._messages():
-            try:
+            with contextlib.suppress(OSError, ValueError, KeyError):  # taken by a worker while we looked
                 found.add(json.loads(path.read_text())["headers"]["id"])
-            except (OSError, ValueError, KeyError):  # taken by a worker while we looked
-                pass
         return found
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import json
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from typing import Any
 
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
@@ -33,8 +32,9 @@ class CachedAudio:
 
 
 class AudioCache:
-    def __init__(self, redis: Redis | None, ttl_seconds: int, aredis: AsyncRedis | None = None,
-                 prefix: str = "voicefarm") -> None:
+    def __init__(
+        self, redis: Redis | None, ttl_seconds: int, aredis: AsyncRedis | None = None, prefix: str = "voicefarm"
+    ) -> None:
         self.redis = redis
         self.prefix = prefix
         self.aredis = aredis  # the API's event loop asks Redis without a thread hop
@@ -54,7 +54,7 @@ class AudioCache:
         """The first of `keys` (in order of preference) whose audio exists."""
         found: dict[str, CachedAudio] = {}
         if self.redis is not None:
-            for key, raw in zip(keys, self.redis.mget([self._rkey(k) for k in keys])):
+            for key, raw in zip(keys, self.redis.mget([self._rkey(k) for k in keys]), strict=True):
                 if raw is not None:
                     found[key] = CachedAudio(**json.loads(raw))
         # Only keys preferred over Redis's best hit are worth a database look.
@@ -85,8 +85,11 @@ def get_cache() -> AudioCache:
     if not settings.redis_url:
         return AudioCache(None, settings.cache_ttl_seconds, prefix=settings.redis_prefix)
     # A restarted Redis leaves dead sockets in the pool: reconnect and retry rather than fail.
-    options: dict[str, Any] = {"socket_timeout": 2, "socket_connect_timeout": 2,
-                               "retry_on_error": [ConnectionError, TimeoutError]}
+    options: dict[str, Any] = {
+        "socket_timeout": 2,
+        "socket_connect_timeout": 2,
+        "retry_on_error": [ConnectionError, TimeoutError],
+    }
     return AudioCache(
         Redis.from_url(settings.redis_url, retry=Retry(ExponentialBackoff(cap=0.5), 3), **options),
         settings.cache_ttl_seconds,

@@ -86,5 +86,6 @@ def _voice(caps: Capabilities, voice_id: str | None, primary: str) -> Voice | No
 def _stand_in(caps: Capabilities, language: str) -> Voice | None:
     """The engine's own voice for the language: the exact tag if it has one, else the primary."""
     primary = language.split("-")[0]
-    return (next((v for v in caps.voices if v.language.lower() == language.lower()), None)
-            or next((v for v in caps.voices if v.language.split("-")[0] == primary), None))
+    return next((v for v in caps.voices if v.language.lower() == language.lower()), None) or next(
+        (v for v in caps.voices if v.language.split("-")[0] == primary), None
+    )

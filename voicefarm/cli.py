@@ -6,7 +6,7 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -24,8 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 @app.command()
 def migrate() -> None:
     """Apply the database migrations (alembic upgrade head)."""
-    from alembic import command
     from alembic.config import Config
+
+    from alembic import command
 
     settings = get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -37,22 +38,27 @@ def migrate() -> None:
 
 @app.command()
 def api(
-    host: Annotated[Optional[str], typer.Option(help="Bind address (VOICEFARM_API_HOST).")] = None,
-    port: Annotated[Optional[int], typer.Option(help="Port (VOICEFARM_API_PORT).")] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (VOICEFARM_API_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (VOICEFARM_API_PORT).")] = None,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
 ) -> None:
     """Serve the HTTP API."""
     import uvicorn
 
     settings = get_settings()
-    uvicorn.run("voicefarm.api.app:app", host=host or settings.api_host, port=port or settings.api_port,
-                workers=workers, log_level="info")
+    uvicorn.run(
+        "voicefarm.api.app:app",
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        workers=workers,
+        log_level="info",
+    )
 
 
 @app.command()
 def worker(
     engine: Annotated[str, typer.Option(help="The engine whose queue (tts.ENGINE) this worker consumes.")],
-    gpu: Annotated[Optional[int], typer.Option(help="Pin the worker to this GPU index.")] = None,
+    gpu: Annotated[int | None, typer.Option(help="Pin the worker to this GPU index.")] = None,
     concurrency: Annotated[int, typer.Option(help="Worker processes, each with its own model (CPU engines).")] = 1,
     loglevel: Annotated[str, typer.Option()] = "info",
 ) -> None:
@@ -90,8 +96,22 @@ def worker(
 
     celery.steps["worker"].add(Heartbeat)
 
-    argv = ["worker", "-Q", queue_name(engine), "-P", "prefork", "-c", str(concurrency),
-            "--prefetch-multiplier", "1", "-E", "-n", f"{engine}.{os.getpid()}@%h", "--loglevel", loglevel]
+    argv = [
+        "worker",
+        "-Q",
+        queue_name(engine),
+        "-P",
+        "prefork",
+        "-c",
+        str(concurrency),
+        "--prefetch-multiplier",
+        "1",
+        "-E",
+        "-n",
+        f"{engine}.{os.getpid()}@%h",
+        "--loglevel",
+        loglevel,
+    ]
     celery.worker_main(argv + broker.for_settings(settings).worker_flags())
 
 
@@ -101,8 +121,19 @@ def webhooks(concurrency: Annotated[int, typer.Option(help="Callbacks delivered 
     from voicefarm.queue import app as celery
     from voicefarm.webhooks import QUEUE
 
-    argv = ["worker", "-Q", QUEUE, "-P", "threads", "-c", str(concurrency), "-n", f"webhooks.{os.getpid()}@%h",
-            "--loglevel", "info"]
+    argv = [
+        "worker",
+        "-Q",
+        QUEUE,
+        "-P",
+        "threads",
+        "-c",
+        str(concurrency),
+        "-n",
+        f"webhooks.{os.getpid()}@%h",
+        "--loglevel",
+        "info",
+    ]
     celery.worker_main(argv + broker.for_settings(get_settings()).worker_flags())
 
 
@@ -123,7 +154,7 @@ def flower(
 
 @app.command()
 def reconcile(
-    every: Annotated[Optional[float], typer.Option(help="Keep running, reconciling every SECONDS.")] = None,
+    every: Annotated[float | None, typer.Option(help="Keep running, reconciling every SECONDS.")] = None,
 ) -> None:
     """Re-enqueue jobs that wait in the database but whose broker message was lost."""
     from voicefarm.reconcile import reconcile as run
@@ -184,11 +215,11 @@ def _api_key(settings: Settings) -> str:
 def say(
     text: str,
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the audio.")] = Path("out.wav"),
-    voice: Annotated[Optional[str], typer.Option()] = None,
-    quality: Annotated[Optional[str], typer.Option()] = None,
-    language: Annotated[Optional[str], typer.Option()] = None,
+    voice: Annotated[str | None, typer.Option()] = None,
+    quality: Annotated[str | None, typer.Option()] = None,
+    language: Annotated[str | None, typer.Option()] = None,
     speed: Annotated[float, typer.Option()] = 1.0,
-    format: Annotated[Optional[str], typer.Option(help="Defaults to the output file's extension.")] = None,
+    format: Annotated[str | None, typer.Option(help="Defaults to the output file's extension.")] = None,
 ) -> None:
     """Synthesize TEXT through the farm at VOICEFARM_URL and write it to a file."""
     from voicefarm.client import Client, FarmError
@@ -198,8 +229,9 @@ def say(
     fmt = format or output.suffix.lstrip(".") or "wav"
     with Client(url, _api_key(settings)) as client:
         try:
-            job = client.wait(client.submit(text, voice=voice, quality=quality, language=language, speed=speed,
-                                            format=fmt))
+            job = client.wait(
+                client.submit(text, voice=voice, quality=quality, language=language, speed=speed, format=fmt)
+            )
             output.write_bytes(client.download(job))
         except FarmError as e:
             console.print(f"[red]{e}[/red]")
@@ -211,9 +243,9 @@ def say(
 def pregen(
     phrases: Annotated[Path, typer.Argument(help="A text file: one phrase a line (blank lines skipped).")],
     voice: Annotated[list[str], typer.Option(help="A voice id; repeat for several.")] = [],  # noqa: B006
-    quality: Annotated[Optional[str], typer.Option()] = None,
+    quality: Annotated[str | None, typer.Option()] = None,
     format: Annotated[str, typer.Option()] = "wav",
-    manifest: Annotated[Optional[Path], typer.Option(help="Write text → URL as .csv or .json.")] = None,
+    manifest: Annotated[Path | None, typer.Option(help="Write text → URL as .csv or .json.")] = None,
 ) -> None:
     """Pre-generate phrases × voices as one batch, with a live progress bar. Run again after an
     interruption: finished items come back from the cache at once, unfinished ones join the
@@ -234,8 +266,13 @@ def pregen(
         except FarmError as e:
             console.print(f"[red]{e}[/red]")
             raise typer.Exit(1) from None
-        columns = (TextColumn("batch {task.fields[batch]}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
+        columns = (
+            TextColumn("batch {task.fields[batch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+        )
         started = time.monotonic()
         with Progress(*columns, console=console) as progress:
             task = progress.add_task("pregen", total=batch.total, batch=batch.id, rate="")
@@ -258,8 +295,10 @@ def pregen(
                 writer = csv.DictWriter(f, fieldnames=["text", "voice", "format", "url"])
                 writer.writeheader()
                 writer.writerows(rows)
-    console.print(f"batch {batch.id}: {batch.counts.succeeded} succeeded, {batch.counts.failed} failed"
-                  + (f"; manifest {manifest}" if manifest else ""))
+    console.print(
+        f"batch {batch.id}: {batch.counts.succeeded} succeeded, {batch.counts.failed} failed"
+        + (f"; manifest {manifest}" if manifest else "")
+    )
     if batch.counts.failed:
         raise typer.Exit(2)
 
@@ -288,7 +327,8 @@ DEMO_PHRASES = [
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 @app.command()
@@ -317,12 +357,16 @@ def demo(out: Annotated[Path, typer.Option(help="Where to write the audio.")] = 
                     raise typer.Exit(1)
                 path = out / f"phrase-{i + 1}.{job.format}"
                 path.write_bytes(client.download(job))
-                console.print(f"job {job.id}  engine {job.engine}  audio {job.duration:.2f} s  "
-                              f"synthesis {job.synthesis_seconds:.3f} s  url {job.audio_url}  -> {path}",
-                              soft_wrap=True)
+                console.print(
+                    f"job {job.id}  engine {job.engine}  audio {job.duration:.2f} s  "
+                    f"synthesis {job.synthesis_seconds:.3f} s  url {job.audio_url}  -> {path}",
+                    soft_wrap=True,
+                )
             again = client.submit(DEMO_PHRASES[0])
-            console.print(f"again: {DEMO_PHRASES[0]!r} -> cache {again.cache}, status {again.status}, "
-                          f"url {again.audio_url}", soft_wrap=True)
+            console.print(
+                f"again: {DEMO_PHRASES[0]!r} -> cache {again.cache}, status {again.status}, url {again.audio_url}",
+                soft_wrap=True,
+            )
     console.print("farm stopped")
 
 

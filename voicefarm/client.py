@@ -23,8 +23,18 @@ from typing import Any, BinaryIO, TypeVar
 import httpx
 from pydantic import TypeAdapter
 
-from voicefarm.errors import (Forbidden, InvalidRequest, JobFailed, NotFound, NotReady, SampleTooLarge, Unauthorized,
-                              Unavailable, UnreadableSample, VoicefarmError)
+from voicefarm.errors import (
+    Forbidden,
+    InvalidRequest,
+    JobFailed,
+    NotFound,
+    NotReady,
+    SampleTooLarge,
+    Unauthorized,
+    Unavailable,
+    UnreadableSample,
+    VoicefarmError,
+)
 from voicefarm.schemas import BatchItem, BatchOut, ClonedVoiceOut, JobOut, VoiceOut
 from voicefarm.signing import verify_signature
 
@@ -34,17 +44,34 @@ MAX_RETRY_DELAY = 30.0
 T = TypeVar("T")
 
 
-__all__ = ["AsyncClient", "Client", "FarmError", "Invalid", "JobFailed", "NotFound", "NotReady", "Unauthorized",
-           "Unavailable", "verify_signature"]
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "FarmError",
+    "Invalid",
+    "JobFailed",
+    "NotFound",
+    "NotReady",
+    "Unauthorized",
+    "Unavailable",
+    "verify_signature",
+]
 
 # The SDK raises the farm's own error tree (voicefarm.errors), `status` set to the HTTP status.
 FarmError = VoicefarmError
 Invalid = InvalidRequest
 
 
-ERRORS: dict[int, type[VoicefarmError]] = {400: InvalidRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound,
-                                           409: NotReady, 413: SampleTooLarge, 415: UnreadableSample,
-                                           422: InvalidRequest}
+ERRORS: dict[int, type[VoicefarmError]] = {
+    400: InvalidRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: NotReady,
+    413: SampleTooLarge,
+    415: UnreadableSample,
+    422: InvalidRequest,
+}
 
 
 def error_from(response: httpx.Response) -> FarmError:
@@ -83,8 +110,9 @@ UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 MAYBE_SENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
-def retry_delay(call: Call, outcome: httpx.Response | httpx.TransportError, attempt: int, retries: int,
-                backoff: float) -> float | None:
+def retry_delay(
+    call: Call, outcome: httpx.Response | httpx.TransportError, attempt: int, retries: int, backoff: float
+) -> float | None:
     """Seconds to wait before trying again, or None to give up: exponential with jitter (so
     clients that failed together do not retry together), no shorter than the farm's Retry-After."""
     if attempt >= retries:
@@ -95,8 +123,8 @@ def retry_delay(call: Call, outcome: httpx.Response | httpx.TransportError, atte
             return None
     elif not (isinstance(outcome, UNSENT) or (call.idempotent and isinstance(outcome, MAYBE_SENT))):
         return None
-    delay = backoff * 2**attempt * random.uniform(0.5, 1.0)
-    after = outcome.headers.get("retry-after", "") if isinstance(outcome, httpx.Response) else ""
+    delay = backoff * 2.0**attempt * random.uniform(0.5, 1.0)
+    after = str(outcome.headers.get("retry-after", "")) if isinstance(outcome, httpx.Response) else ""
     return min(max(delay, float(after)) if after.isdigit() else delay, MAX_RETRY_DELAY)
 
 
@@ -113,10 +141,10 @@ def send(call: Call, retries: int, backoff: float) -> Flow[httpx.Response]:
                 raise error_from(outcome)
             raise Unavailable(f"{call.method} {call.url}: {outcome!r}") from outcome
         yield delay
+    raise AssertionError("unreachable: itertools.count() never ends")
 
 
-def poll(current: M, fetch: Callable[[], Flow[M]], done: Callable[[M], bool], timeout: float,
-         name: str) -> Flow[M]:
+def poll(current: M, fetch: Callable[[], Flow[M]], done: Callable[[M], bool], timeout: float, name: str) -> Flow[M]:
     """Fetch until `done`, pausing 50 ms at first and up to 1 s; TimeoutError naming it after `timeout`."""
     deadline, delay = time.monotonic() + timeout, POLL_FIRST
     while not done(current):
@@ -145,8 +173,9 @@ class Flows:
     def submit(self, text: str, idempotency_key: str | None, options: dict[str, Any]) -> Flow[JobOut]:
         # One key for every attempt: a retry gets the first job back instead of making a second.
         headers = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex}
-        response = yield from self.call(Call("POST", "/v1/jobs", json={"text": text, **_options(options)},
-                                             headers=headers))
+        response = yield from self.call(
+            Call("POST", "/v1/jobs", json={"text": text, **_options(options)}, headers=headers)
+        )
         return JobOut.model_validate(response.json())
 
     def get(self, job_id: str) -> Flow[JobOut]:
@@ -156,14 +185,18 @@ class Flows:
         if isinstance(job, str):
             job = yield from self.get(job)
         job_id = job.id
+        assert job_id is not None, "a cache hit has no job to wait for"
         return (yield from poll(job, lambda: self.get(job_id), lambda j: j.status in FINAL, timeout, f"job {job_id}"))
 
     def download(self, source: JobOut | BatchItem) -> Flow[bytes]:
         if isinstance(source, JobOut) and source.status == "failed":
             raise JobFailed(f"job {source.id} failed: {source.error}", source)
         if source.audio_url is None:
-            what = (f"job {source.id} is {source.status}" if isinstance(source, JobOut)
-                    else f"batch item {source.index} (job {source.job_id})")
+            what = (
+                f"job {source.id} is {source.status}"
+                if isinstance(source, JobOut)
+                else f"batch item {source.index} (job {source.job_id})"
+            )
             raise NotReady(f"{what}: its audio is not ready")
         response = yield from self.call(Call("GET", source.audio_url))
         if response.is_redirect:
@@ -176,8 +209,9 @@ class Flows:
         job = yield from self.wait(job, timeout)
         return (yield from self.download(job))
 
-    def upload_voice(self, name: str, language: str, sample: bytes | Path | BinaryIO, consent: bool,
-                     options: dict[str, Any]) -> Flow[ClonedVoiceOut]:
+    def upload_voice(
+        self, name: str, language: str, sample: bytes | Path | BinaryIO, consent: bool, options: dict[str, Any]
+    ) -> Flow[ClonedVoiceOut]:
         if isinstance(sample, Path):
             filename, data = sample.name, sample.read_bytes()
         elif isinstance(sample, bytes):
@@ -186,8 +220,9 @@ class Flows:
             filename, data = Path(getattr(sample, "name", "sample")).name, sample.read()
         form = {"name": name, "language": language, "consent": str(consent).lower(), **_options(options)}
         # Not idempotent: a repeat after an unknown outcome could clone the voice twice.
-        response = yield from self.call(Call("POST", "/v1/voices", data=form, files={"file": (filename, data)},
-                                             idempotent=False))
+        response = yield from self.call(
+            Call("POST", "/v1/voices", data=form, files={"file": (filename, data)}, idempotent=False)
+        )
         return ClonedVoiceOut.model_validate(response.json())
 
     def voices(self) -> Flow[list[VoiceOut | ClonedVoiceOut]]:
@@ -208,8 +243,11 @@ class Flows:
         if isinstance(batch, str):
             batch = yield from self.get_batch(batch)
         batch_id = batch.id
-        return (yield from poll(batch, lambda: self.get_batch(batch_id), lambda b: b.status == "done", timeout,
-                                f"batch {batch_id}"))
+        return (
+            yield from poll(
+                batch, lambda: self.get_batch(batch_id), lambda b: b.status == "done", timeout, f"batch {batch_id}"
+            )
+        )
 
 
 # Cloned voices first: a built-in voice lacks their fields, a cloned one would pass as built-in.
@@ -218,15 +256,15 @@ VOICES = TypeAdapter(list[ClonedVoiceOut | VoiceOut])
 
 def _request(http: httpx.Client | httpx.AsyncClient, call: Call, api_key: str) -> httpx.Request:
     headers = {**call.headers, **({"X-API-Key": api_key} if call.auth else {})}
-    return http.build_request(call.method, call.url, json=call.json, data=call.data, files=call.files,
-                              headers=headers)
+    return http.build_request(call.method, call.url, json=call.json, data=call.data, files=call.files, headers=headers)
 
 
 class Client:
     """Blocking client. Retries transient failures `retries` times, backing off from `backoff` s."""
 
-    def __init__(self, base_url: str, api_key: str, *, timeout: float = 30.0, retries: int = 3,
-                 backoff: float = 0.25) -> None:
+    def __init__(
+        self, base_url: str, api_key: str, *, timeout: float = 30.0, retries: int = 3, backoff: float = 0.25
+    ) -> None:
         # Redirects are followed by hand (download), without the key.
         self.http = httpx.Client(base_url=base_url, timeout=timeout)
         self.api_key = api_key
@@ -247,7 +285,8 @@ class Client:
             try:
                 step = flow.send(reply)
             except StopIteration as done:
-                return done.value
+                result: T = done.value
+                return result
             if isinstance(step, Call):
                 try:
                     reply = self.http.send(_request(self.http, step, self.api_key))
@@ -277,11 +316,22 @@ class Client:
         """Submit, wait, and return the audio bytes."""
         return self._run(self.flows.synthesize(text, timeout, options))
 
-    def upload_voice(self, name: str, language: str, sample: bytes | Path | BinaryIO, *, consent: bool,
-                     description: str | None = None, fallback_voice: str | None = None) -> ClonedVoiceOut:
+    def upload_voice(
+        self,
+        name: str,
+        language: str,
+        sample: bytes | Path | BinaryIO,
+        *,
+        consent: bool,
+        description: str | None = None,
+        fallback_voice: str | None = None,
+    ) -> ClonedVoiceOut:
         """Clone a voice from 3–30 s of one speaker; `consent` attests the speaker agreed."""
-        return self._run(self.flows.upload_voice(name, language, sample, consent,
-                                                 {"description": description, "fallback_voice": fallback_voice}))
+        return self._run(
+            self.flows.upload_voice(
+                name, language, sample, consent, {"description": description, "fallback_voice": fallback_voice}
+            )
+        )
 
     def voices(self) -> list[VoiceOut | ClonedVoiceOut]:
         return self._run(self.flows.voices())
@@ -306,8 +356,9 @@ class Client:
 class AsyncClient:
     """`Client`'s operations for asyncio: the same flows, awaited."""
 
-    def __init__(self, base_url: str, api_key: str, *, timeout: float = 30.0, retries: int = 3,
-                 backoff: float = 0.25) -> None:
+    def __init__(
+        self, base_url: str, api_key: str, *, timeout: float = 30.0, retries: int = 3, backoff: float = 0.25
+    ) -> None:
         self.http = httpx.AsyncClient(base_url=base_url, timeout=timeout)
         self.api_key = api_key
         self.flows = Flows(retries, backoff)
@@ -327,7 +378,8 @@ class AsyncClient:
             try:
                 step = flow.send(reply)
             except StopIteration as done:
-                return done.value
+                result: T = done.value
+                return result
             if isinstance(step, Call):
                 try:
                     reply = await self.http.send(_request(self.http, step, self.api_key))
@@ -352,10 +404,21 @@ class AsyncClient:
     async def synthesize(self, text: str, *, timeout: float = 300.0, **options: Any) -> bytes:
         return await self._run(self.flows.synthesize(text, timeout, options))
 
-    async def upload_voice(self, name: str, language: str, sample: bytes | Path | BinaryIO, *, consent: bool,
-                           description: str | None = None, fallback_voice: str | None = None) -> ClonedVoiceOut:
-        return await self._run(self.flows.upload_voice(
-            name, language, sample, consent, {"description": description, "fallback_voice": fallback_voice}))
+    async def upload_voice(
+        self,
+        name: str,
+        language: str,
+        sample: bytes | Path | BinaryIO,
+        *,
+        consent: bool,
+        description: str | None = None,
+        fallback_voice: str | None = None,
+    ) -> ClonedVoiceOut:
+        return await self._run(
+            self.flows.upload_voice(
+                name, language, sample, consent, {"description": description, "fallback_voice": fallback_voice}
+            )
+        )
 
     async def voices(self) -> list[VoiceOut | ClonedVoiceOut]:
         return await self._run(self.flows.voices())

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, Executable, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,7 +30,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn, _record) -> None:
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
@@ -40,7 +41,7 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
-def upsert(s: Session, table):
+def upsert(s: Session, table: Any) -> Any:
     """An INSERT of the session's dialect that takes ON CONFLICT: PostgreSQL's, or SQLite's."""
     return (postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
 
@@ -65,3 +66,8 @@ def session() -> Iterator[Session]:
         except BaseException:
             s.rollback()
             raise
+
+
+def changed(s: Session, statement: Executable) -> int:
+    """Run an UPDATE or DELETE in the session; how many rows it changed."""
+    return cast(CursorResult[Any], s.execute(statement)).rowcount

@@ -17,8 +17,14 @@ WORKERS = Path(__file__).resolve().parent.parent / "workers"
 
 
 class Farm:
-    def __init__(self, settings: Settings, *, env: dict[str, str] | None = None, log_dir: Path | None = None,
-                 workers: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        env: dict[str, str] | None = None,
+        log_dir: Path | None = None,
+        workers: list[str] | None = None,
+    ) -> None:
         self.settings = settings
         self.workers = settings.engines if workers is None else workers
         self.env = {**os.environ, **(env or {})}
@@ -40,11 +46,17 @@ class Farm:
         out = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            out = open(self.log_dir / f"{name}.log", "ab")
+            out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (the child process writes to it)
         # Own process group: Ctrl-C in the terminal reaches us once, and we stop each child in order.
-        self.procs.append(subprocess.Popen([python, "-m", "voicefarm", *args], env=self.env,
-                                           stdout=out, stderr=subprocess.STDOUT if out else None,
-                                           start_new_session=True))
+        self.procs.append(
+            subprocess.Popen(
+                [python, "-m", "voicefarm", *args],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT if out else None,
+                start_new_session=True,
+            )
+        )
 
     def start(self) -> None:
         self._spawn("api", "api")

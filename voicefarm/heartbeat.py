@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from celery import bootsteps
 from sqlalchemy import delete, func, select
@@ -30,8 +30,11 @@ def live_workers(s: Session, settings: Settings) -> dict[str, int]:
     """Worker processes per engine seen within `worker_dead_after_seconds` (a worker that
     failed its self-test never counts)."""
     cutoff = utcnow() - timedelta(seconds=settings.worker_dead_after_seconds)
-    rows = s.execute(select(Worker.engine, func.count())
-                     .where(Worker.last_seen >= cutoff, Worker.self_test.is_(None)).group_by(Worker.engine))
+    rows = s.execute(
+        select(Worker.engine, func.count())
+        .where(Worker.last_seen >= cutoff, Worker.self_test.is_(None))
+        .group_by(Worker.engine)
+    )
     return dict(rows.all())
 
 
@@ -43,18 +46,24 @@ def live_engines(settings: Settings) -> set[str]:
 
 def self_test_failures(s: Session) -> dict[str, dict[str, str]]:
     """engine -> {worker host: why its self-test failed}, newest first."""
-    rows = s.execute(select(Worker.engine, Worker.name, Worker.self_test)
-                     .where(Worker.self_test.is_not(None)).order_by(Worker.last_seen.desc()))
+    rows = s.execute(
+        select(Worker.engine, Worker.name, Worker.self_test)
+        .where(Worker.self_test.is_not(None))
+        .order_by(Worker.last_seen.desc())
+    )
     failures: dict[str, dict[str, str]] = {}
     for engine, name, reason in rows:
-        failures.setdefault(engine, {})[name.split("@", 1)[-1].removesuffix(":self-test")] = reason
+        failures.setdefault(engine, {})[name.split("@", 1)[-1].removesuffix(":self-test")] = reason or ""
     return failures
 
 
 def available(s: Session, settings: Settings) -> Available:
     """Where a job may go now: live workers, and each engine's circuit breaker."""
-    return Available(settings, frozenset(live_workers(s, settings)),
-                     {engine: b.until for engine, b in tripped(s).items()})
+    return Available(
+        settings,
+        frozenset(live_workers(s, settings)),
+        {engine: b.until for engine, b in tripped(s).items() if b.until is not None},
+    )
 
 
 class Recent(Generic[T]):
@@ -62,7 +71,7 @@ class Recent(Generic[T]):
 
     def __init__(self, read: Callable[[Session], T], ttl: float = 2.0) -> None:
         self.read, self.ttl = read, ttl
-        self._at, self._value = -ttl, None
+        self._at, self._value = -ttl, cast(T | None, None)
 
     @property
     def fresh(self) -> T | None:
@@ -85,20 +94,23 @@ class LiveEngines(Recent[Available]):
         super().__init__(lambda s: available(s, settings), ttl)
 
 
-def advertise(engine: str) -> dict:
+def advertise(engine: str) -> dict[str, Any]:
     """What this worker's engine can do, as its heartbeat carries it; only workers whose engine
     passed its self-test beat, so it says so."""
     return {**engines.create(engine, get_settings()).capabilities().to_json(), "self_test": "passed"}
 
 
-def remember(s: Session, engine: str, capabilities: dict) -> None:
+def remember(s: Session, engine: str, capabilities: dict[str, Any]) -> None:
     """Make these the engine's last known capabilities."""
     stmt = db.upsert(s, EngineCapabilities).values(engine=engine, capabilities=capabilities, updated_at=utcnow())
-    s.execute(stmt.on_conflict_do_update(index_elements=[EngineCapabilities.engine],
-                                         set_={"capabilities": capabilities, "updated_at": utcnow()}))
+    s.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[EngineCapabilities.engine], set_={"capabilities": capabilities, "updated_at": utcnow()}
+        )
+    )
 
 
-def beat(name: str, engine: str, capabilities: dict) -> None:
+def beat(name: str, engine: str, capabilities: dict[str, Any]) -> None:
     with db.session() as s:
         row = s.get(Worker, name)
         if row is None:
@@ -110,18 +122,18 @@ def beat(name: str, engine: str, capabilities: dict) -> None:
             row.last_seen = utcnow()
 
 
-class Heartbeat(bootsteps.StartStopStep):
+class Heartbeat(bootsteps.StartStopStep):  # type: ignore[misc]
     """Celery worker step: beat every `heartbeat_seconds` from a thread of the worker's main
     process. Not from the worker's event-loop timer: that is reset when the consumer reconnects
     after losing the broker, and the engine would look dead for good."""
 
-    def __init__(self, worker, **kwargs) -> None:
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
         super().__init__(worker, **kwargs)
         self.engine = os.environ.get("VOICEFARM_WORKER_ENGINE", "")
         self.name = f"{self.engine}@{socket.gethostname()}:{os.getpid()}"
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
-        self.capabilities: dict = {}
+        self.capabilities: dict[str, Any] = {}
 
     def _beat(self) -> None:
         try:
@@ -134,7 +146,7 @@ class Heartbeat(bootsteps.StartStopStep):
         while not self.stopping.wait(interval):
             self._beat()
 
-    def start(self, worker) -> None:
+    def start(self, worker: Any) -> None:
         if self.engine:
             # The first beat runs here, before the thread exists: it imports the database driver
             # and builds the engine. A pool child forked while a thread held an import lock
@@ -144,7 +156,7 @@ class Heartbeat(bootsteps.StartStopStep):
             self.thread = threading.Thread(target=self._run, name="voicefarm-heartbeat", daemon=True)
             self.thread.start()
 
-    def stop(self, worker) -> None:
+    def stop(self, worker: Any) -> None:
         if self.thread is not None:
             self.stopping.set()
             self.thread.join(5)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, TypeDecorator, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator
 from sqlalchemy import text as sql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -16,7 +16,7 @@ from voicefarm.jobs.chain import Link
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def new_id() -> str:
@@ -30,11 +30,11 @@ class UTCDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime}
 
 
 class JobStatus(StrEnum):
@@ -211,7 +211,7 @@ class Worker(Base):
     self_test: Mapped[str | None] = mapped_column(Text)
     # What its engine advertised (Capabilities.to_json, plus "self_test"): voices, languages,
     # cloning, model version, device.
-    capabilities: Mapped[dict | None] = mapped_column(JSON)
+    capabilities: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class EngineCapabilities(Base):
@@ -222,7 +222,7 @@ class EngineCapabilities(Base):
     __tablename__ = "engine_capabilities"
 
     engine: Mapped[str] = mapped_column(String(32), primary_key=True)
-    capabilities: Mapped[dict] = mapped_column(JSON)
+    capabilities: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

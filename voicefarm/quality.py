@@ -37,8 +37,10 @@ def check(audio: Audio, text: str, speed: float, max_wer: float | None = None, l
     shortest = chars / (MAX_CHARS_PER_SECOND * speed)
     longest = chars / (MIN_CHARS_PER_SECOND * speed) + PADDING_SECONDS
     if not shortest <= audio.duration <= longest:
-        raise AudioRejected(f"{audio.duration:.2f} s is implausible for {chars} characters at speed {speed} "
-                       f"(expected {shortest:.2f}–{longest:.2f} s)")
+        raise AudioRejected(
+            f"{audio.duration:.2f} s is implausible for {chars} characters at speed {speed} "
+            f"(expected {shortest:.2f}–{longest:.2f} s)"
+        )
     if max_wer is not None and language.split("-")[0] == "en":
         heard = transcribe(audio)
         wer = word_error_rate(text, heard)

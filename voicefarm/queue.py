@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import Celery
+
 from voicefarm import broker
 from voicefarm.settings import Settings, get_settings
 
@@ -44,5 +45,11 @@ INTERACTIVE, BATCH = 0, 9  # Redis serves priority 0 first: batches never starve
 def enqueue(job_id: str, engine: str, settings: Settings, *, batch: bool = False) -> None:
     """Send a job to its engine's queue. The task id is the job id (the reconciler looks for it),
     and a run that dies without reporting calls `voicefarm.lost` to move the job on."""
-    app.send_task("voicefarm.synthesize", args=[job_id], task_id=job_id, priority=BATCH if batch else INTERACTIVE,
-                  link_error=app.signature("voicefarm.lost"), **run_options(engine, settings))
+    app.send_task(
+        "voicefarm.synthesize",
+        args=[job_id],
+        task_id=job_id,
+        priority=BATCH if batch else INTERACTIVE,
+        link_error=app.signature("voicefarm.lost"),
+        **run_options(engine, settings),
+    )

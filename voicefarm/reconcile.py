@@ -25,15 +25,28 @@ def orphans(settings: Settings, older_than: float) -> dict[str, tuple[str, bool]
     now = utcnow()
     stuck_before = now - timedelta(seconds=settings.longest_task + settings.longest_task * 2 + 60)
     with db.session() as s:
-        waiting = s.scalars(select(Job).where(Job.leader_id.is_(None), Job.status == JobStatus.queued.value,
-                                              Job.created_at <= now - timedelta(seconds=older_than))).all()
-        running = s.scalars(select(Job).where(Job.leader_id.is_(None), Job.status == JobStatus.running.value,
-                                              Job.started_at <= stuck_before)).all()
-        candidates = {job.id: (job.engine, job.batch_id is not None) for job in waiting
-                      if all(a.finished_at is None or a.finished_at <= now - timedelta(seconds=older_than)
-                             for a in job.attempts)}
-        candidates |= {job.id: (job.engine, job.batch_id is not None) for job in running
-                       if all(a.started_at <= stuck_before for a in job.attempts)}
+        waiting = s.scalars(
+            select(Job).where(
+                Job.leader_id.is_(None),
+                Job.status == JobStatus.queued.value,
+                Job.created_at <= now - timedelta(seconds=older_than),
+            )
+        ).all()
+        running = s.scalars(
+            select(Job).where(
+                Job.leader_id.is_(None), Job.status == JobStatus.running.value, Job.started_at <= stuck_before
+            )
+        ).all()
+        candidates = {
+            job.id: (job.engine, job.batch_id is not None)
+            for job in waiting
+            if all(a.finished_at is None or a.finished_at <= now - timedelta(seconds=older_than) for a in job.attempts)
+        }
+        candidates |= {
+            job.id: (job.engine, job.batch_id is not None)
+            for job in running
+            if all(a.started_at <= stuck_before for a in job.attempts)
+        }
     present = broker.for_settings(settings).message_ids()
     return {job_id: route for job_id, route in candidates.items() if job_id not in present}
 

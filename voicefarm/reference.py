@@ -66,7 +66,7 @@ def _speech_ratio(mono: np.ndarray, rate: int) -> float:
     n = len(pcm16) // VAD_FRAME
     if n == 0:
         return 0.0
-    voiced = sum(bool(vad.is_speech(pcm16[i * VAD_FRAME:(i + 1) * VAD_FRAME].tobytes(), VAD_RATE)) for i in range(n))
+    voiced = sum(bool(vad.is_speech(pcm16[i * VAD_FRAME : (i + 1) * VAD_FRAME].tobytes(), VAD_RATE)) for i in range(n))
     return voiced / n
 
 
@@ -100,17 +100,24 @@ def judge(a: Analysis, settings: Settings) -> None:
     if a.peak_dbfs < -60:
         raise SampleRejected(f"the recording is silent (peak {a.peak_dbfs} dBFS)")
     if not settings.voice_min_seconds <= a.duration <= settings.voice_max_seconds:
-        raise SampleRejected(f"the recording is {a.duration:.1f} s long; it must be {settings.voice_min_seconds:g}–"
-                       f"{settings.voice_max_seconds:g} s ({settings.voice_recommended_seconds:g}–"
-                       f"{settings.voice_max_seconds:g} s recommended)")
+        raise SampleRejected(
+            f"the recording is {a.duration:.1f} s long; it must be {settings.voice_min_seconds:g}–"
+            f"{settings.voice_max_seconds:g} s ({settings.voice_recommended_seconds:g}–"
+            f"{settings.voice_max_seconds:g} s recommended)"
+        )
     if a.sample_rate < settings.voice_min_sample_rate:
-        raise SampleRejected(f"the sample rate is {a.sample_rate} Hz; at least {settings.voice_min_sample_rate} Hz is needed")
+        raise SampleRejected(
+            f"the sample rate is {a.sample_rate} Hz; at least {settings.voice_min_sample_rate} Hz is needed"
+        )
     if a.clipping_ratio > settings.voice_max_clipping_ratio:
-        raise SampleRejected(f"{a.clipping_ratio:.1%} of samples are clipped; at most "
-                       f"{settings.voice_max_clipping_ratio:.1%} is allowed")
+        raise SampleRejected(
+            f"{a.clipping_ratio:.1%} of samples are clipped; at most {settings.voice_max_clipping_ratio:.1%} is allowed"
+        )
     if a.speech_ratio < settings.voice_min_speech_ratio:
-        raise SampleRejected(f"too little speech: {a.speech_ratio:.0%} of the recording is speech; at least "
-                       f"{settings.voice_min_speech_ratio:.0%} is needed")
+        raise SampleRejected(
+            f"too little speech: {a.speech_ratio:.0%} of the recording is speech; at least "
+            f"{settings.voice_min_speech_ratio:.0%} is needed"
+        )
     if a.snr_db < settings.voice_min_snr_db:
         raise SampleRejected(f"too noisy: estimated SNR {a.snr_db} dB is below {settings.voice_min_snr_db:g} dB")
     if a.duration < settings.voice_recommended_seconds:

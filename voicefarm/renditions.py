@@ -17,13 +17,24 @@ def master_key(source: str) -> str:
 
 
 def record(session: Session, audio: CachedAudio, source: str, voice: str) -> None:
-    session.merge(Rendition(content_key=audio.content_key, source_key=source, object_key=audio.object_key,
-                            url=audio.url, engine=audio.engine, voice=voice, format=audio.format,
-                            duration=audio.duration, sample_rate=audio.sample_rate))
+    session.merge(
+        Rendition(
+            content_key=audio.content_key,
+            source_key=source,
+            object_key=audio.object_key,
+            url=audio.url,
+            engine=audio.engine,
+            voice=voice,
+            format=audio.format,
+            duration=audio.duration,
+            sample_rate=audio.sample_rate,
+        )
+    )
 
 
-def convert(session: Session, store: Store, cache: AudioCache, master: Rendition, key: str, fmt: str,
-            rate: int | None) -> CachedAudio:
+def convert(
+    session: Session, store: Store, cache: AudioCache, master: Rendition, key: str, fmt: str, rate: int | None
+) -> CachedAudio:
     """Make the rendition `key` (format `fmt` at `rate`) from the master of `master`'s speech."""
     audio = decode(store.get(master_key(master.source_key)))
     data, actual = encode(audio, fmt, rate)
@@ -48,7 +59,7 @@ def purge(session: Session, store: Store, cache: AudioCache, voice: str | None =
     cache.forget([row.content_key for row in rows])
     keys = [row.object_key for row in rows]
     for start in range(0, len(keys), 500):
-        session.execute(update(Job).where(Job.object_key.in_(keys[start:start + 500])).values(object_key=None))
+        session.execute(update(Job).where(Job.object_key.in_(keys[start : start + 500])).values(object_key=None))
     for row in rows:
         session.delete(row)
     session.commit()

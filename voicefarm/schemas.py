@@ -15,12 +15,15 @@ class JobRequest(BaseModel):
     voice: str | None = Field(None, description="A voice id from GET /v1/voices; the farm's default if omitted.")
     language: str | None = Field(None, description="BCP-47 tag such as en or en-US; the voice's own if omitted.")
     quality: str | None = Field(None, description="Quality tier: highest, high, medium or fast.")
-    format: str = Field("wav", description="wav, flac, mp3, ogg (Vorbis), opus (Ogg Opus), aac (ADTS) or pcm "
-                                           "(raw 16-bit little-endian mono).")
+    format: str = Field(
+        "wav",
+        description="wav, flac, mp3, ogg (Vorbis), opus (Ogg Opus), aac (ADTS) or pcm (raw 16-bit little-endian mono).",
+    )
     speed: float = Field(1.0, description="Speaking rate; 1.0 is the voice's natural pace.")
     sample_rate: int | None = Field(None, description="Output rate in Hz (8000–48000); the engine's own if omitted.")
-    callback_url: HttpUrl | None = Field(None, description="POSTed the finished job, signed with the tenant's "
-                                                           "webhook secret (X-Voicefarm-Signature).")
+    callback_url: HttpUrl | None = Field(
+        None, description="POSTed the finished job, signed with the tenant's webhook secret (X-Voicefarm-Signature)."
+    )
 
 
 class AttemptOut(BaseModel):
@@ -46,7 +49,8 @@ class JobOut(BaseModel):
     engine: str | None = None
     voice: str | None = None
     spoken_voice: str | None = Field(
-        None, description="The voice the engine speaks: a cloned voice's fallback on an engine that cannot clone.")
+        None, description="The voice the engine speaks: a cloned voice's fallback on an engine that cannot clone."
+    )
     language: str | None = None
     quality: str | None = None
     format: str
@@ -66,8 +70,11 @@ class VoiceOut(BaseModel):
     name: str
     engine: str | None = Field(description="The engine of a built-in voice; null for a cloned one.")
     sample_rate: int
-    available: bool = Field(True, description="False while the voice's engine has no live worker: its jobs "
-                                              "wait in the engine's queue, or go to another engine of the tier.")
+    available: bool = Field(
+        True,
+        description="False while the voice's engine has no live worker: its jobs "
+        "wait in the engine's queue, or go to another engine of the tier.",
+    )
     cloned: bool = False
     version: str = "1"
     fallback_voice: str | None = None
@@ -128,9 +135,19 @@ class BatchRequest(BaseModel):
         if self.items is not None:
             return self.items
         voices: list[str | None] = list(self.voices) if self.voices else [None]
-        return [BatchItemRequest(text=text, voice=voice, language=self.language, quality=self.quality,
-                                 format=self.format, speed=self.speed, sample_rate=self.sample_rate)
-                for voice in voices for text in self.phrases or []]
+        return [
+            BatchItemRequest(
+                text=text,
+                voice=voice,
+                language=self.language,
+                quality=self.quality,
+                format=self.format,
+                speed=self.speed,
+                sample_rate=self.sample_rate,
+            )
+            for voice in voices
+            for text in self.phrases or []
+        ]
 
 
 class BatchCounts(BaseModel):

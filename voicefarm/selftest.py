@@ -19,6 +19,7 @@ import socket
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
+from typing import Any
 
 import numpy as np
 from sqlalchemy import delete
@@ -49,8 +50,9 @@ def probes(engine: Engine, settings: Settings) -> list[SynthesisRequest]:
     caps = engine.capabilities()
     language = "en" if "en" in caps.languages else min(caps.languages)
     text = settings.self_test_text
-    requests = [SynthesisRequest(text, v.id, v.language)
-                for v in caps.voices[:1] if v.language.split("-")[0] == language]
+    requests = [
+        SynthesisRequest(text, v.id, v.language) for v in caps.voices[:1] if v.language.split("-")[0] == language
+    ]
     if caps.cloning:
         # No reference_key: the probe's conditioning is computed afresh, never cached or stored,
         # so a broken model cannot leave it behind for the next start.
@@ -88,7 +90,7 @@ def run(name: str) -> str | None:
             return "the self-test process died (killed, crashed or out of memory)"
 
 
-def record(engine: str, problem: str | None, capabilities: dict | None = None) -> None:
+def record(engine: str, problem: str | None, capabilities: dict[str, Any] | None = None) -> None:
     """Leave why this host's worker cannot serve the engine ("failed self-test: …",
     "unavailable: …") where /v1/engines shows it, with what the engine advertised: one row per
     engine and host. None, a pass, clears it."""
@@ -97,5 +99,13 @@ def record(engine: str, problem: str | None, capabilities: dict | None = None) -
         s.execute(delete(Worker).where(Worker.name == name))
         if problem is not None:
             now = utcnow()
-            s.add(Worker(name=name, engine=engine, started_at=now, last_seen=now, self_test=problem,
-                         capabilities={**(capabilities or {}), "self_test": problem}))
+            s.add(
+                Worker(
+                    name=name,
+                    engine=engine,
+                    started_at=now,
+                    last_seen=now,
+                    self_test=problem,
+                    capabilities={**(capabilities or {}), "self_test": problem},
+                )
+            )

@@ -48,7 +48,8 @@ class Settings(BaseSettings):
     # POST /v1/audio/speech, for OpenAI clients: model -> quality tier; OpenAI voice name -> farm
     # voice (one not listed speaks in default_voice); how long it waits for a job before a 504.
     openai_models: dict[str, str] = Field(
-        default_factory=lambda: {"tts-1": "fast", "tts-1-hd": "high", "gpt-4o-mini-tts": "high"})
+        default_factory=lambda: {"tts-1": "fast", "tts-1-hd": "high", "gpt-4o-mini-tts": "high"}
+    )
     openai_voices: dict[str, str] = Field(default_factory=dict)
     openai_wait_seconds: float = 60.0
 
@@ -123,8 +124,10 @@ class Settings(BaseSettings):
             self.broker_url = "filesystem://"
         if not self.storage_url:
             self.storage_url = (self.data_dir / "objects").as_uri()
-        for name, (soft, hard) in {"default": (self.task_soft_time_limit, self.task_time_limit),
-                                   **self.engine_time_limits}.items():
+        for name, (soft, hard) in {
+            "default": (self.task_soft_time_limit, self.task_time_limit),
+            **self.engine_time_limits,
+        }.items():
             if hard <= soft:
                 raise ValueError(f"time limits for {name}: the hard limit {hard} must exceed the soft {soft}")
         return self

@@ -21,18 +21,27 @@ Histogram = dict[str, tuple[list[int], float, int]]  # engine -> (cumulative buc
 
 
 def jobs_by_state(s: Session) -> dict[tuple[str, str], int]:
-    return {(state, engine): n for state, engine, n in
-            s.execute(select(Job.status, Job.engine, func.count()).group_by(Job.status, Job.engine))}
+    return {
+        (state, engine): n
+        for state, engine, n in s.execute(select(Job.status, Job.engine, func.count()).group_by(Job.status, Job.engine))
+    }
 
 
 def attempts_by_outcome(s: Session) -> dict[tuple[str, str], int]:
-    return {(engine, outcome): n for engine, outcome, n in
-            s.execute(select(Attempt.engine, Attempt.outcome, func.count()).group_by(Attempt.engine, Attempt.outcome))}
+    return {
+        (engine, outcome): n
+        for engine, outcome, n in s.execute(
+            select(Attempt.engine, Attempt.outcome, func.count()).group_by(Attempt.engine, Attempt.outcome)
+        )
+    }
 
 
 def fallbacks(s: Session) -> dict[tuple[str, str], int]:
-    rows = s.execute(select(Attempt.engine, Attempt.rerouted_to, func.count())
-                     .where(Attempt.rerouted_to.is_not(None)).group_by(Attempt.engine, Attempt.rerouted_to))
+    rows = s.execute(
+        select(Attempt.engine, Attempt.rerouted_to, func.count())
+        .where(Attempt.rerouted_to.is_not(None))
+        .group_by(Attempt.engine, Attempt.rerouted_to)
+    )
     return {(src, dst or ""): n for src, dst, n in rows}
 
 
@@ -45,9 +54,11 @@ def _seconds_between(start: Any, end: Any, dialect: str) -> ColumnElement[Any]:
 def histogram(s: Session, value: Any, buckets: tuple[float, ...]) -> Histogram:
     """A cumulative histogram of `value` over finished synthesis jobs, per engine, in one query."""
     columns = [func.sum(case((value <= b, 1), else_=0)) for b in buckets]
-    query = (select(Job.engine, *columns, func.sum(value), func.count())
-             .where(Job.status == JobStatus.succeeded.value, Job.leader_id.is_(None), Job.synthesis_seconds.is_not(None))
-             .group_by(Job.engine))
+    query = (
+        select(Job.engine, *columns, func.sum(value), func.count())
+        .where(Job.status == JobStatus.succeeded.value, Job.leader_id.is_(None), Job.synthesis_seconds.is_not(None))
+        .group_by(Job.engine)
+    )
     return {row[0]: ([int(c or 0) for c in row[1:-2]], float(row[-2] or 0), int(row[-1])) for row in s.execute(query)}
 
 
@@ -66,9 +77,11 @@ def job_latency(s: Session) -> Histogram:
 
 def characters(s: Session) -> dict[tuple[str, str], int]:
     """Characters synthesized per engine and tenant (cost tracking: what cloud engines bill)."""
-    rows = s.execute(select(Job.engine, Job.tenant_id, func.sum(func.length(Job.text)))
-                     .where(Job.status == JobStatus.succeeded.value, Job.leader_id.is_(None), Job.synthesis_seconds.is_not(None))
-                     .group_by(Job.engine, Job.tenant_id))
+    rows = s.execute(
+        select(Job.engine, Job.tenant_id, func.sum(func.length(Job.text)))
+        .where(Job.status == JobStatus.succeeded.value, Job.leader_id.is_(None), Job.synthesis_seconds.is_not(None))
+        .group_by(Job.engine, Job.tenant_id)
+    )
     return {(engine, tenant): int(n or 0) for engine, tenant, n in rows}
 
 

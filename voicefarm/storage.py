@@ -21,10 +21,13 @@ class Store(Protocol):
     def delete(self, key: str) -> None: ...
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object under `prefix`; returns how many."""
+
     def url(self, key: str) -> str:
         """The object's permanent address in this store."""
+
     def presigned_url(self, key: str) -> str | None:
         """A URL a client can fetch directly, or None when the API must serve the bytes."""
+
     def check(self) -> None:
         """Raise if the store cannot be reached."""
 

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from voicefarm.cache import CachedAudio
 from voicefarm.models import ACTIVE, Batch, Job, JobStatus
-from voicefarm.schemas import (AttemptOut, BatchCounts, BatchFailure, BatchItem, BatchOut, JobOut, Timings)
+from voicefarm.schemas import AttemptOut, BatchCounts, BatchFailure, BatchItem, BatchOut, JobOut, Timings
 
 
 def job_out(job: Job, base_url: str) -> JobOut:
@@ -31,8 +31,14 @@ def job_out(job: Job, base_url: str) -> JobOut:
         error=job.error,
         timings=Timings(queued=job.created_at, started=job.started_at, finished=job.finished_at),
         attempts=[
-            AttemptOut(engine=a.engine, worker=a.worker, outcome=a.outcome, error=a.error,
-                       started_at=a.started_at, finished_at=a.finished_at)
+            AttemptOut(
+                engine=a.engine,
+                worker=a.worker,
+                outcome=a.outcome,
+                error=a.error,
+                started_at=a.started_at,
+                finished_at=a.finished_at,
+            )
             for a in job.attempts
         ],
     )
@@ -40,9 +46,15 @@ def job_out(job: Job, base_url: str) -> JobOut:
 
 def cached_out(hit: CachedAudio, base_url: str) -> JobOut:
     return JobOut(
-        id=None, status="succeeded", cache="hit", engine=hit.engine, format=hit.format,
-        content_key=hit.content_key, audio_url=f"{base_url}v1/{hit.object_key}",
-        duration=hit.duration, sample_rate=hit.sample_rate,
+        id=None,
+        status="succeeded",
+        cache="hit",
+        engine=hit.engine,
+        format=hit.format,
+        content_key=hit.content_key,
+        audio_url=f"{base_url}v1/{hit.object_key}",
+        duration=hit.duration,
+        sample_rate=hit.sample_rate,
     )
 
 
@@ -58,9 +70,22 @@ def batch_out(s: Session, batch: Batch, base_url: str) -> BatchOut:
         counts=counts,
         progress=round((counts.succeeded + counts.failed) / batch.total, 4) if batch.total else 1.0,
         poll_url=f"{base_url}v1/batches/{batch.id}",
-        failed=[BatchFailure(index=j.batch_index, text=j.text, voice=j.voice, error=j.error)
-                for j in jobs if j.status == JobStatus.failed.value],
-        manifest=[BatchItem(index=j.batch_index, text=j.text, voice=j.voice, format=j.format, job_id=j.id,
-                            audio_url=f"{base_url}v1/{j.object_key}" if j.object_key else None)
-                  for j in jobs] if done else [],
+        failed=[
+            BatchFailure(index=j.batch_index, text=j.text, voice=j.voice, error=j.error)
+            for j in jobs
+            if j.status == JobStatus.failed.value
+        ],
+        manifest=[
+            BatchItem(
+                index=j.batch_index,
+                text=j.text,
+                voice=j.voice,
+                format=j.format,
+                job_id=j.id,
+                audio_url=f"{base_url}v1/{j.object_key}" if j.object_key else None,
+            )
+            for j in jobs
+        ]
+        if done
+        else [],
     )

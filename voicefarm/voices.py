@@ -8,8 +8,7 @@ from dataclasses import asdict
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from voicefarm import reference
-from voicefarm import renditions
+from voicefarm import db, reference, renditions
 from voicefarm.cache import AudioCache
 from voicefarm.engines.base import Voice
 from voicefarm.errors import SampleTooLarge
@@ -31,8 +30,15 @@ def latents_key(voice: Voice, engine: str, model_version: str) -> str:
 
 
 def as_voice(row: ClonedVoice, settings: Settings) -> Voice:
-    return Voice(id=row.id, language=row.language, name=row.name, sample_rate=settings.voice_sample_rate,
-                 version=str(row.version), cloned=True, fallback=row.fallback_voice)
+    return Voice(
+        id=row.id,
+        language=row.language,
+        name=row.name,
+        sample_rate=settings.voice_sample_rate,
+        version=str(row.version),
+        cloned=True,
+        fallback=row.fallback_voice,
+    )
 
 
 def owned(session: Session, tenant_id: str, voice_id: str) -> ClonedVoice | None:
@@ -55,12 +61,31 @@ def accept_sample(data: bytes, settings: Settings) -> tuple[bytes, reference.Ana
     return reference.normalise(samples, rate, settings.voice_sample_rate), analysis
 
 
-def create(session: Session, store: Store, *, tenant_id: str, name: str, language: str, description: str | None,
-           fallback_voice: str, sample: bytes, analysis: reference.Analysis) -> ClonedVoice:
+def create(
+    session: Session,
+    store: Store,
+    *,
+    tenant_id: str,
+    name: str,
+    language: str,
+    description: str | None,
+    fallback_voice: str,
+    sample: bytes,
+    analysis: reference.Analysis,
+) -> ClonedVoice:
     voice_id = new_id()
-    row = ClonedVoice(id=voice_id, tenant_id=tenant_id, name=name, description=description, language=language,
-                      fallback_voice=fallback_voice, version=1, sample_key=f"{prefix(voice_id, 1)}sample.flac",
-                      analysis=asdict(analysis), consent_at=utcnow())
+    row = ClonedVoice(
+        id=voice_id,
+        tenant_id=tenant_id,
+        name=name,
+        description=description,
+        language=language,
+        fallback_voice=fallback_voice,
+        version=1,
+        sample_key=f"{prefix(voice_id, 1)}sample.flac",
+        analysis=asdict(analysis),
+        consent_at=utcnow(),
+    )
     session.add(row)
     store.put(row.sample_key, sample, "audio/flac")
     try:
@@ -71,8 +96,9 @@ def create(session: Session, store: Store, *, tenant_id: str, name: str, languag
     return row
 
 
-def replace_sample(session: Session, store: Store, row: ClonedVoice, sample: bytes,
-                   analysis: reference.Analysis) -> None:
+def replace_sample(
+    session: Session, store: Store, row: ClonedVoice, sample: bytes, analysis: reference.Analysis
+) -> None:
     """A new sample is a new version: new content keys, so old audio is never served for it.
     The old sample and its latents go at once; audio made with it goes when the voice does."""
     old = row.version
@@ -89,7 +115,7 @@ def purge(session: Session, store: Store, cache: AudioCache, row: ClonedVoice) -
     """Delete the voice and everything of it: samples, latents, renditions (objects, cache keys,
     rows) and the jobs that used it. Returns what was removed, for the caller's record."""
     removed = renditions.purge(session, store, cache, voice=row.id)
-    jobs = session.execute(delete(Job).where(Job.voice == row.id)).rowcount  # type: ignore[attr-defined]
+    jobs = db.changed(session, delete(Job).where(Job.voice == row.id))
     session.delete(row)
     session.commit()
     # Last, so a crash above leaves the row to retry the purge from.

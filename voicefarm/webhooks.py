@@ -4,12 +4,11 @@ so a slow receiver never holds a synthesis worker."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import json
 import logging
 import secrets
 import time
+from typing import Any
 
 import httpx
 from celery import Task
@@ -17,10 +16,10 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from voicefarm import db
-from voicefarm.signing import HEADER, signature
 from voicefarm.models import Batch, Job, Tenant
 from voicefarm.queue import app
 from voicefarm.settings import get_settings
+from voicefarm.signing import HEADER, signature
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +39,12 @@ def tenant_secret(session: Session, tenant_id: str) -> str:
 def announce_after_commit(session: Session, kind: str, object_id: str) -> None:
     """Queue the callback once the transaction that finished the job or batch commits: a
     receiver that calls back must find it finished."""
-    event.listen(session, "after_commit",
-                 lambda _: app.send_task("voicefarm.webhook", args=[kind, object_id], queue=QUEUE), once=True)
+    event.listen(
+        session,
+        "after_commit",
+        lambda _: app.send_task("voicefarm.webhook", args=[kind, object_id], queue=QUEUE),
+        once=True,
+    )
 
 
 def payload(session: Session, kind: str, object_id: str) -> tuple[str, str, dict[str, Any]] | None:
@@ -53,12 +56,19 @@ def payload(session: Session, kind: str, object_id: str) -> tuple[str, str, dict
         job = session.get(Job, object_id)
         if job is None or not job.callback_url:
             return None
-        return job.tenant_id, job.callback_url, {"event": "job.finished", "job": job_out(job, base).model_dump(mode="json")}
+        return (
+            job.tenant_id,
+            job.callback_url,
+            {"event": "job.finished", "job": job_out(job, base).model_dump(mode="json")},
+        )
     batch = session.get(Batch, object_id)
     if batch is None or not batch.callback_url:
         return None
-    return batch.tenant_id, batch.callback_url, {"event": "batch.finished",
-                                                 "batch": batch_out(session, batch, base).model_dump(mode="json")}
+    return (
+        batch.tenant_id,
+        batch.callback_url,
+        {"event": "batch.finished", "batch": batch_out(session, batch, base).model_dump(mode="json")},
+    )
 
 
 @app.task(name="voicefarm.webhook", bind=True, max_retries=MAX_TRIES - 1)
@@ -70,11 +80,14 @@ def deliver(self: Task, kind: str, object_id: str) -> None:
         tenant_id, url, body = found
         secret = tenant_secret(s, tenant_id)
     raw = json.dumps(body, separators=(",", ":")).encode()
-    headers = {"Content-Type": "application/json", "User-Agent": "voicefarm-webhooks",
-               HEADER: signature(secret, raw, int(time.time()))}
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "voicefarm-webhooks",
+        HEADER: signature(secret, raw, int(time.time())),
+    }
     try:
         response = httpx.post(url, content=raw, headers=headers, timeout=10)
         response.raise_for_status()
     except httpx.HTTPError as e:
         log.warning("callback %s %s to %s failed (try %d): %s", kind, object_id, url, self.request.retries + 1, e)
-        raise self.retry(exc=e, countdown=2 ** self.request.retries) from None
+        raise self.retry(exc=e, countdown=2**self.request.retries) from None

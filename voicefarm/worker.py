@@ -65,8 +65,11 @@ def attempt(run: Run) -> tuple[CachedAudio, float]:
     request = run.request
     if run.sample is not None:
         sample_key, voice = run.sample
-        request = replace(request, reference=reference.load(store.get(sample_key)),
-                          reference_key=latents_key(voice, engine().name, engine_version()))
+        request = replace(
+            request,
+            reference=reference.load(store.get(sample_key)),
+            reference_key=latents_key(voice, engine().name, engine_version()),
+        )
     started = time.perf_counter()
     audio = engine().synthesize(request)
     seconds = time.perf_counter() - started
@@ -76,7 +79,12 @@ def attempt(run: Run) -> tuple[CachedAudio, float]:
     store.put(object_key, data, content_type(run.format))
     master = data if (run.format, rate) == (MASTER, audio.sample_rate) else encode(audio, MASTER)[0]
     store.put(renditions.master_key(run.source), master, content_type(MASTER))
-    log.info("%s: %.2f s of audio in %.2f s (RTF %.3f)", object_key, audio.duration, seconds,
-             seconds / audio.duration if audio.duration else math.nan)
+    log.info(
+        "%s: %.2f s of audio in %.2f s (RTF %.3f)",
+        object_key,
+        audio.duration,
+        seconds,
+        seconds / audio.duration if audio.duration else math.nan,
+    )
     cached = CachedAudio(run.key, object_key, store.url(object_key), engine().name, run.format, audio.duration, rate)
     return cached, seconds

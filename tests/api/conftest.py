@@ -15,15 +15,17 @@ from pathlib import Path
 import pytest
 
 TMP = Path(tempfile.mkdtemp(prefix="voicefarm-api-test-"))
-os.environ.update({
-    "VOICEFARM_DATA_DIR": str(TMP),
-    "VOICEFARM_DATABASE_URL": "",
-    "VOICEFARM_BROKER_URL": "",
-    "VOICEFARM_STORAGE_URL": "",
-    "VOICEFARM_REDIS_URL": "",
-    "VOICEFARM_ENGINES": '["piper"]',
-    "VOICEFARM_WORKER_DEAD_AFTER_SECONDS": "3600",  # the one heartbeat below stays live all session
-})
+os.environ.update(
+    {
+        "VOICEFARM_DATA_DIR": str(TMP),
+        "VOICEFARM_DATABASE_URL": "",
+        "VOICEFARM_BROKER_URL": "",
+        "VOICEFARM_STORAGE_URL": "",
+        "VOICEFARM_REDIS_URL": "",
+        "VOICEFARM_ENGINES": '["piper"]',
+        "VOICEFARM_WORKER_DEAD_AFTER_SECONDS": "3600",  # the one heartbeat below stays live all session
+    }
+)
 
 from fastapi.testclient import TestClient  # noqa: E402
 

@@ -23,7 +23,10 @@ def test_a_valid_job_is_recorded_and_enqueued_once(http: TestClient, app: TestCl
     assert queued() == before + 1
     assert http.get(f"/v1/jobs/{job['id']}").json()["status"] == "queued"
     not_ready = http.get(f"/v1/jobs/{job['id']}/audio")
-    assert not_ready.status_code == 409 and not_ready.json()["error"] == f"job {job['id']} is queued; its audio is not ready"
+    assert (
+        not_ready.status_code == 409
+        and not_ready.json()["error"] == f"job {job['id']} is queued; its audio is not ready"
+    )
     # The same request again follows the first: one synthesis, nothing more on the queue.
     again = http.post("/v1/jobs", json={"text": "Recorded, then enqueued.", "format": "mp3"}).json()
     assert again["id"] != job["id"] and queued() == before + 1
@@ -51,6 +54,8 @@ def test_uploads_are_refused_with_their_reason_and_status(http: TestClient) -> N
     big = b"\0" * (get_settings().voice_max_upload_bytes + 1)
     too_large = http.post("/v1/voices", data=form, files={"file": ("a.wav", big, "audio/wav")})
     assert too_large.status_code == 413 and "larger than the limit" in too_large.json()["error"]
-    no_consent = http.post("/v1/voices", data={**form, "consent": "false"}, files={"file": ("a.wav", b"x", "audio/wav")})
+    no_consent = http.post(
+        "/v1/voices", data={**form, "consent": "false"}, files={"file": ("a.wav", b"x", "audio/wav")}
+    )
     assert no_consent.status_code == 422 and no_consent.json()["error"].startswith("consent must be true")
     assert http.get("/v1/voices/nobody").status_code == 404

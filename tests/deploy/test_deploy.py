@@ -42,8 +42,8 @@ from docker.utils.build import exclude_paths
 from kombu.transport.redis import PRIORITY_STEPS, Channel
 
 from voicefarm import queue as celery_queue
-from voicefarm.cli import app as cli_app
 from voicefarm.broker import queue_name
+from voicefarm.cli import app as cli_app
 from voicefarm.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,10 +116,16 @@ def tool(name: str) -> str:
 
 def instructions(dockerfile: Path) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
-    text = re.sub(r"\\\n", " ", "\n".join(line for line in dockerfile.read_text().splitlines()
-                                          if not line.lstrip().startswith("#")))
-    return [(parts[0].upper(), parts[1] if len(parts) > 1 else "")
-            for line in text.splitlines() if (parts := line.strip().split(None, 1))]
+    text = re.sub(
+        r"\\\n",
+        " ",
+        "\n".join(line for line in dockerfile.read_text().splitlines() if not line.lstrip().startswith("#")),
+    )
+    return [
+        (parts[0].upper(), parts[1] if len(parts) > 1 else "")
+        for line in text.splitlines()
+        if (parts := line.strip().split(None, 1))
+    ]
 
 
 def pinned(image: str) -> bool:
@@ -149,7 +155,7 @@ def test_dockerfile_shape(dockerfile: Path) -> None:
     stages = [args.split()[0] for op, args in steps if op == "FROM"]
     assert len(stages) >= 2, "multi-stage: build tools stay out of the final image"
     assert all(pinned(image) for image in stages), f"unpinned base image in {stages}"
-    final = steps[max(i for i, (op, _) in enumerate(steps) if op == "FROM"):]
+    final = steps[max(i for i, (op, _) in enumerate(steps) if op == "FROM") :]
     users = [args for op, args in final if op == "USER"]
     assert users and users[-1].split(":")[0] not in ("0", "root"), "the final stage must run as a non-root user"
     assert any(op == "HEALTHCHECK" for op, _ in final)
@@ -161,8 +167,9 @@ def test_dockerfile_shape(dockerfile: Path) -> None:
     for op, args in steps:
         assert op != "ADD", "ADD can fetch URLs; COPY only"
         if op in ("RUN", "COPY"):
-            assert not re.search(r"\.(pth|pt|onnx|safetensors|ckpt|bin)\b|models?/|huggingface|hf_hub|wget|curl",
-                                 args), f"{op} {args}: model weights come from a volume, not the image"
+            assert not re.search(
+                r"\.(pth|pt|onnx|safetensors|ckpt|bin)\b|models?/|huggingface|hf_hub|wget|curl", args
+            ), f"{op} {args}: model weights come from a volume, not the image"
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda f: f.name)
@@ -170,17 +177,25 @@ def test_images_install_from_the_locks_only(dockerfile: Path) -> None:
     """Every install in an image is a lock, hash-checked, or the core or a local package under
     workers/, editable, without its dependencies (the lock holds them), as in make test and
     workers/*/setup.sh."""
-    commands = [c.strip() for op, args in instructions(dockerfile) if op == "RUN"
-                for c in re.findall(r"(?:uv )?pip (?:install|sync)[^&;|]*", args)]
+    commands = [
+        c.strip()
+        for op, args in instructions(dockerfile)
+        if op == "RUN"
+        for c in re.findall(r"(?:uv )?pip (?:install|sync)[^&;|]*", args)
+    ]
     assert any(c.startswith("uv pip sync") and "locks/" in c for c in commands), "no environment from a lock"
     for command in commands:
         assert ("--require-hashes" in command and re.search(r"locks/\w+\.txt", command)) or re.search(
-            r"--no-deps -e \.(?: -e workers/\w+)*$", command), f"{dockerfile.name}: {command!r} installs from outside the locks"
+            r"--no-deps -e \.(?: -e workers/\w+)*$", command
+        ), f"{dockerfile.name}: {command!r} installs from outside the locks"
 
 
 def test_dockerignore_keeps_what_the_dockerfiles_copy() -> None:
-    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     context = set(exclude_paths(str(ROOT), patterns))
     assert not any(".venv" in p or p.startswith((".git/", "tests/", ".voicefarm")) for p in context)
     for dockerfile in DOCKERFILES:
@@ -189,7 +204,8 @@ def test_dockerignore_keeps_what_the_dockerfiles_copy() -> None:
                 continue
             for source in args.split()[:-1]:
                 assert source in context or any(p.startswith(source.rstrip("/") + "/") for p in context), (
-                    f"{dockerfile.name}: COPY {source} is excluded by .dockerignore")
+                    f"{dockerfile.name}: COPY {source} is excluded by .dockerignore"
+                )
 
 
 # --- YAML -----------------------------------------------------------------------------------
@@ -207,14 +223,18 @@ def compose() -> dict:
 
 @cache
 def manifests() -> list[tuple[str, dict]]:
-    return [(path.name, doc) for path in sorted(K8S.glob("*.yaml")) if path.name != "kustomization.yaml"
-            for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return [
+        (path.name, doc)
+        for path in sorted(K8S.glob("*.yaml"))
+        if path.name != "kustomization.yaml"
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    ]
 
 
 def interpolate(value: str) -> str:
     """Compose's ${VAR:-default} to the default, and ${VAR:?error} (a required secret) to a stand-in."""
-    return re.sub(r"\$\{(\w+)(?::?([-?])([^}]*))?\}", lambda m: m.group(3) if m.group(2) == "-" else "secret",
-                  value)
+    return re.sub(r"\$\{(\w+)(?::?([-?])([^}]*))?\}", lambda m: m.group(3) if m.group(2) == "-" else "secret", value)
 
 
 def parse_seconds(value: str | int) -> float:
@@ -238,8 +258,10 @@ def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Setti
 def test_compose_matches_the_compose_spec() -> None:
     # The Compose Specification's schema, as check-jsonschema vendors it.
     schema = json.loads((files("check_jsonschema.builtin_schemas.vendor") / "compose-spec.json").read_text())
-    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-              for e in jsonschema.Draft202012Validator(schema).iter_errors(compose())]
+    errors = [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in jsonschema.Draft202012Validator(schema).iter_errors(compose())
+    ]
     assert not errors, "\n".join(errors)
 
 
@@ -253,8 +275,19 @@ def test_compose_runs_a_whole_farm(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = settings_from(compose_env("api"), monkeypatch)
     assert settings.broker_url.startswith("redis://") and settings.database_url.startswith("postgresql://")
     assert settings.storage_url.startswith("s3://") and settings.api_host == "0.0.0.0"
-    assert {"redis", "postgres", "minio", "migrate", "bucket", "api", "reconciler", "webhooks", "flower",
-            "prometheus", "grafana"} <= set(services)
+    assert {
+        "redis",
+        "postgres",
+        "minio",
+        "migrate",
+        "bucket",
+        "api",
+        "reconciler",
+        "webhooks",
+        "flower",
+        "prometheus",
+        "grafana",
+    } <= set(services)
     for name, service in services.items():
         if "build" not in service:
             assert pinned(service["image"]), f"{name}: unpinned image {service['image']}"
@@ -311,8 +344,9 @@ def keda_validator(kind: str) -> jsonschema.Validator:
 @pytest.mark.parametrize("name, doc", manifests(), ids=lambda v: v if isinstance(v, str) else v.get("kind"))
 def test_k8s_manifest_matches_its_schema(name: str, doc: dict) -> None:
     if doc["apiVersion"].startswith("keda.sh/"):
-        errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-                  for e in keda_validator(doc["kind"]).iter_errors(doc)]
+        errors = [
+            f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in keda_validator(doc["kind"]).iter_errors(doc)
+        ]
         assert not errors, "\n".join(errors)
         return
     try:
@@ -350,8 +384,12 @@ def k8s_settings_env() -> dict[str, str]:
 
 
 def deployments(component_prefix: str) -> dict[str, dict]:
-    return {doc["metadata"]["name"]: doc for _, doc in manifests() if doc["kind"] == "Deployment"
-            and doc["metadata"]["labels"]["app.kubernetes.io/component"].startswith(component_prefix)}
+    return {
+        doc["metadata"]["name"]: doc
+        for _, doc in manifests()
+        if doc["kind"] == "Deployment"
+        and doc["metadata"]["labels"]["app.kubernetes.io/component"].startswith(component_prefix)
+    }
 
 
 def queue_lists(prefix: str, engine: str) -> set[str]:
@@ -393,8 +431,18 @@ def test_k8s_runs_every_engine_pool(monkeypatch: pytest.MonkeyPatch) -> None:
             meta = trigger["metadata"]
             assert trigger["type"] == "redis"
             # KEDA's Redis scaler's own metadata keys only, on the broker's Redis.
-            assert set(meta) <= {"address", "host", "port", "databaseIndex", "listName", "listLength",
-                                 "activationListLength", "enableTLS", "unsafeSsl", "username"}
+            assert set(meta) <= {
+                "address",
+                "host",
+                "port",
+                "databaseIndex",
+                "listName",
+                "listLength",
+                "activationListLength",
+                "enableTLS",
+                "unsafeSsl",
+                "username",
+            }
             assert meta["address"] == f"{broker.hostname}:{broker.port}"
             assert meta["databaseIndex"] == (broker.path.strip("/") or "0")
         # The lists are the queue the API sends to, one per priority it uses.
@@ -469,7 +517,9 @@ def test_every_setting_is_deployed_or_deliberately_default(where: str, names) ->
 def test_every_deployed_variable_is_a_setting() -> None:
     known = set(setting_fields().values())
     unknown = sorted(n for n in compose_env_names() | k8s_env_names() if n.startswith("VOICEFARM_") and n not in known)
-    assert not unknown, f"not fields of the core's or an engine package's settings (a typo, or a renamed field?): {unknown}"
+    assert not unknown, (
+        f"not fields of the core's or an engine package's settings (a typo, or a renamed field?): {unknown}"
+    )
     stale = sorted(f for f in ALLOWED if f not in setting_fields())
     assert not stale, f"ALLOWED names settings that no longer exist: {stale}"
 
@@ -519,8 +569,14 @@ def test_alert_rules_are_well_formed() -> None:
         assert rule["annotations"]["summary"]
     # What ops watch, each covered.
     watched = " ".join(rule["expr"] for rule in rules)
-    for metric in ["voicefarm_queue_depth", "voicefarm_fallbacks_total", "voicefarm_attempts_total",
-                   "voicefarm_job_latency_seconds_bucket", "voicefarm_live_workers", "voicefarm_cache_requests_total"]:
+    for metric in [
+        "voicefarm_queue_depth",
+        "voicefarm_fallbacks_total",
+        "voicefarm_attempts_total",
+        "voicefarm_job_latency_seconds_bucket",
+        "voicefarm_live_workers",
+        "voicefarm_cache_requests_total",
+    ]:
         assert metric in watched
 
 

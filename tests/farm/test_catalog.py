@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import delete
 
 from tests.farm.conftest import LOGS, ROOT, _wait, free_port, wait_final
-from tests.test_voices import encode, speech, upload  # noqa: F401 (speech: a fixture)
+from tests.farm.test_voices import encode, upload
 from voicefarm import db
 from voicefarm.models import EngineCapabilities, Worker, utcnow
 
@@ -28,13 +28,17 @@ def bare_api(farm) -> Iterator[str]:
     """A second API process as an API pod runs: the core environment only, no model directory,
     no plugin engines."""
     assert importlib.util.find_spec("voicefarm_xtts") is None, "the core environment must not carry engine code"
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("VOICEFARM_XTTS_", "VOICEFARM_STYLETTS2_")) and name != "VOICEFARM_PLUGINS"}
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("VOICEFARM_XTTS_", "VOICEFARM_STYLETTS2_")) and name != "VOICEFARM_PLUGINS"
+    }
     env["VOICEFARM_API_PORT"] = str(free_port())
     url = f"http://127.0.0.1:{env['VOICEFARM_API_PORT']}"
     with open(LOGS / "bare-api.log", "ab") as log:
-        api = subprocess.Popen([sys.executable, "-m", "voicefarm", "api"], env=env, cwd=ROOT, stdout=log,
-                               stderr=subprocess.STDOUT)
+        api = subprocess.Popen(
+            [sys.executable, "-m", "voicefarm", "api"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        )
     try:
         _wait("the bare API", lambda: httpx.get(f"{url}/healthz", timeout=2).status_code == 200)
         yield url
@@ -43,8 +47,9 @@ def bare_api(farm) -> Iterator[str]:
         api.wait(20)
 
 
-def test_an_api_without_engine_code_or_models_routes_a_cloned_voice_to_xtts(bare_api, api_key, admin_key,
-                                                                               speech) -> None:  # noqa: F811
+def test_an_api_without_engine_code_or_models_routes_a_cloned_voice_to_xtts(
+    bare_api, api_key, admin_key, speech
+) -> None:
     with httpx.Client(base_url=bare_api, headers={"X-API-Key": api_key}, timeout=30) as http:
         engines = {e["name"]: e for e in http.get("/v1/engines", headers={"X-API-Key": admin_key}).json()}
         xtts = engines["xtts"]
@@ -63,15 +68,26 @@ def test_an_api_without_engine_code_or_models_routes_a_cloned_voice_to_xtts(bare
 
 def test_an_engine_without_a_live_worker_keeps_its_last_known_voices(http: httpx.Client, admin_key: str) -> None:
     voice = {"id": "retired-voice", "language": "en-GB", "name": "Retired", "sample_rate": 16000, "version": "7"}
-    caps = {"languages": ["en"], "voices": [voice], "cloning": False, "device": "cpu", "model_version": "retired-3",
-            "unavailable": None}
+    caps = {
+        "languages": ["en"],
+        "voices": [voice],
+        "cloning": False,
+        "device": "cpu",
+        "model_version": "retired-3",
+        "unavailable": None,
+    }
     with db.session() as s:
         s.add(EngineCapabilities(engine="retired", capabilities=caps, updated_at=utcnow()))
     try:
         time.sleep(CATALOG_TTL + 0.2)
         listed = {v["id"]: v for v in http.get("/v1/voices").json()}
-        assert listed["retired-voice"] == {**listed["retired-voice"], "engine": "retired", "available": False,
-                                           "language": "en-GB", "sample_rate": 16000}
+        assert listed["retired-voice"] == {
+            **listed["retired-voice"],
+            "engine": "retired",
+            "available": False,
+            "language": "en-GB",
+            "sample_rate": 16000,
+        }
         assert listed["en_US-joe-medium"]["available"]
         assert http.get("/v1/voices/retired-voice").json()["available"] is False
         retired = {e["name"]: e for e in http.get("/v1/engines", headers={"X-API-Key": admin_key}).json()}["retired"]
@@ -84,10 +100,19 @@ def test_an_engine_without_a_live_worker_keeps_its_last_known_voices(http: httpx
 
 def test_a_worker_whose_engine_is_unavailable_says_why(http: httpx.Client, admin_key: str, tmp_path) -> None:
     missing = tmp_path / "no-such-key.json"
-    env = {**os.environ, "VOICEFARM_PLUGINS": '{"nocreds": "voicefarm.engines.google:from_settings"}',
-           "VOICEFARM_GOOGLE_CREDENTIALS_FILE": str(missing)}
-    result = subprocess.run([sys.executable, "-m", "voicefarm", "worker", "--engine", "nocreds"], capture_output=True,
-                            text=True, timeout=120, cwd=ROOT, env=env)
+    env = {
+        **os.environ,
+        "VOICEFARM_PLUGINS": '{"nocreds": "voicefarm.engines.google:from_settings"}',
+        "VOICEFARM_GOOGLE_CREDENTIALS_FILE": str(missing),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "voicefarm", "worker", "--engine", "nocreds"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=env,
+    )
     try:
         assert result.returncode == 1, result.stdout + result.stderr
         assert "celery@" not in result.stdout + result.stderr

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 import pytest
 import soundfile as sf
 
-from voicefarm.client import (AsyncClient, Client, Invalid, JobFailed, NotFound, Unauthorized)
+from voicefarm.client import AsyncClient, Client, Invalid, JobFailed, NotFound, Unauthorized
 from voicefarm.farm import Farm
+
 
 @pytest.fixture
 def client(farm: Farm, api_key: str) -> Iterator[Client]:

@@ -37,8 +37,9 @@ def test_healthchecks_pass_against_the_test_farm(farm) -> None:
     for role in ("api", "worker"):  # the test farm's workers run on this host, as in a container
         result = run(sys.executable, "docker/healthcheck.py", role, timeout=60)
         assert result.returncode == 0, f"{role}: {result.stdout}{result.stderr}"
-    result = run(sys.executable, "docker/healthcheck.py", "api", timeout=60,
-                 env={**os.environ, "VOICEFARM_API_PORT": "9"})  # nothing listens there
+    result = run(
+        sys.executable, "docker/healthcheck.py", "api", timeout=60, env={**os.environ, "VOICEFARM_API_PORT": "9"}
+    )  # nothing listens there
     assert result.returncode != 0 and "api unhealthy" in result.stderr
 
 

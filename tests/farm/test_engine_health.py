@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -24,8 +24,12 @@ pytestmark = pytest.mark.fault_injection
 
 def metric(farm, name: str, engine: str) -> float:
     text = httpx.get(f"{farm.url}/metrics").text
-    return next(s.value for f in text_string_to_metric_families(text) for s in f.samples
-                if s.name == name and s.labels.get("engine") == engine)
+    return next(
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == name and s.labels.get("engine") == engine
+    )
 
 
 def engines(http: httpx.Client, admin_key: str) -> dict[str, dict]:
@@ -33,8 +37,14 @@ def engines(http: httpx.Client, admin_key: str) -> dict[str, dict]:
 
 
 def start_worker(engine: str, python: str = "python", **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([python, "-m", "voicefarm", "worker", "--engine", engine], capture_output=True, text=True,
-                          timeout=180, cwd=ROOT, env={**os.environ, **env})
+    return subprocess.run(
+        [python, "-m", "voicefarm", "worker", "--engine", engine],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+        env={**os.environ, **env},
+    )
 
 
 def forget_self_test_failures(engine: str) -> None:
@@ -46,8 +56,10 @@ def test_a_worker_whose_engine_fails_its_self_test_exits_and_takes_no_job(farm, 
     result = start_worker("dud")
     try:
         assert result.returncode == 1, result.stdout + result.stderr
-        assert ("engine dud failed its self-test; this worker takes no jobs: RuntimeError: dud: this model cannot speak"
-                in result.stderr.splitlines())
+        assert (
+            "engine dud failed its self-test; this worker takes no jobs: RuntimeError: dud: this model cannot speak"
+            in result.stderr.splitlines()
+        )
         assert "celery@" not in result.stdout + result.stderr  # Celery never started: no queue consumed
         dud = engines(http, admin_key)["dud"]
         assert dud["status"] == "failed self-test: RuntimeError: dud: this model cannot speak"
@@ -63,10 +75,19 @@ def test_a_corrupted_xtts_checkpoint_fails_the_self_test(farm, http, admin_key, 
     model = tmp_path / "xtts-corrupt"
     build_tiny_model("xtts", "tiny_checkpoint.py", model, "--max-gen-tokens", "8")
     python = str(ROOT / "workers" / "xtts" / ".venv" / "bin" / "python")
-    subprocess.run([python, "-c", (
-        "import sys, torch; p = sys.argv[1]; ckpt = torch.load(p, weights_only=True); "
-        "ckpt['model'] = {k: v.float().fill_(float('nan')) if v.is_floating_point() else v "
-        "for k, v in ckpt['model'].items()}; torch.save(ckpt, p)"), str(model / "model.pth")], check=True)
+    subprocess.run(
+        [
+            python,
+            "-c",
+            (
+                "import sys, torch; p = sys.argv[1]; ckpt = torch.load(p, weights_only=True); "
+                "ckpt['model'] = {k: v.float().fill_(float('nan')) if v.is_floating_point() else v "
+                "for k, v in ckpt['model'].items()}; torch.save(ckpt, p)"
+            ),
+            str(model / "model.pth"),
+        ],
+        check=True,
+    )
     result = start_worker("xtts", python, VOICEFARM_XTTS_MODEL_DIR=str(model), HF_HUB_OFFLINE="1")
     try:
         assert result.returncode == 1, result.stdout + result.stderr
@@ -98,7 +119,7 @@ def wait_degraded(http, admin_key, want: bool, timeout: float = 10) -> dict:
 
 
 def until(engine: dict) -> float:
-    return datetime.fromisoformat(engine["degraded_until"]).replace(tzinfo=timezone.utc).timestamp()
+    return datetime.fromisoformat(engine["degraded_until"]).replace(tzinfo=UTC).timestamp()
 
 
 def test_the_breaker_takes_a_failing_engine_out_and_brings_it_back(farm, http, admin_key) -> None:
@@ -121,8 +142,10 @@ def test_the_breaker_takes_a_failing_engine_out_and_brings_it_back(farm, http, a
         # After the cool-down, exactly one job probes the engine; it fails again and reopens.
         time.sleep(max(0.0, until(flapping) - time.time()) + 0.3)
         probes = [wait_final(http, job_id) for job_id in [submit(http, "Probe one."), submit(http, "Probe two.")]]
-        assert sorted(map(outcomes, probes)) == [[("flapping", "failed"), ("piper", "succeeded")],
-                                                 [("piper", "succeeded")]]
+        assert sorted(map(outcomes, probes)) == [
+            [("flapping", "failed"), ("piper", "succeeded")],
+            [("piper", "succeeded")],
+        ]
         flapping = wait_degraded(http, admin_key, True)
 
         flag.unlink()  # the engine recovers: the next probe succeeds and closes the breaker

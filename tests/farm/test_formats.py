@@ -51,8 +51,9 @@ def first(farm, api_key: str) -> dict:
         ("wav", 8000, "pcm_s16le", 8000),
     ],
 )
-def test_other_formats_come_from_the_master(http: httpx.Client, first: dict, fmt: str, rate: int | None,
-                                            codec: str, expected_rate: int) -> None:
+def test_other_formats_come_from_the_master(
+    http: httpx.Client, first: dict, fmt: str, rate: int | None, codec: str, expected_rate: int
+) -> None:
     body = {"text": TEXT, "format": fmt, **({"sample_rate": rate} if rate else {})}
     r = http.post("/v1/jobs", json=body)
     assert r.status_code == 200, r.text  # converted at once: no job, no synthesis
@@ -76,7 +77,9 @@ def test_raw_pcm_is_16_bit_samples(http: httpx.Client, first: dict) -> None:
 
 def test_a_new_request_in_a_compressed_format_is_synthesized_once(http: httpx.Client) -> None:
     text = "Straight to Ogg Opus at sixteen kilohertz."
-    job = wait_final(http, http.post("/v1/jobs", json={"text": text, "format": "opus", "sample_rate": 16000}).json()["id"])
+    job = wait_final(
+        http, http.post("/v1/jobs", json={"text": text, "format": "opus", "sample_rate": 16000}).json()["id"]
+    )
     assert job["status"] == "succeeded" and job["sample_rate"] == 16000
     info = sf.info(io.BytesIO(http.get(job["audio_url"], follow_redirects=True).content))
     assert info.format == "OGG" and info.subtype == "OPUS" and info.samplerate == 16000

@@ -32,8 +32,9 @@ def test_sqlite_upgrade_and_downgrade(tmp_path: Path) -> None:
     subprocess.run(["voicefarm", "migrate"], env=env, check=True, capture_output=True)
     engine = create_engine(env["VOICEFARM_DATABASE_URL"])
     assert tables_and_columns(engine) == expected()
-    subprocess.run(["alembic", "downgrade", "base"], env=env, check=True, capture_output=True,
-                   cwd=Path(__file__).parents[2])
+    subprocess.run(
+        ["alembic", "downgrade", "base"], env=env, check=True, capture_output=True, cwd=Path(__file__).parents[2]
+    )
     assert tables_and_columns(engine) == {}
 
 

@@ -52,12 +52,15 @@ def test_tts_1_hd_is_the_high_tier(oai: openai.OpenAI) -> None:
     assert [j.quality for j in jobs_for(text)] == ["high"]
 
 
-@pytest.mark.parametrize(("fmt", "media_type"), [("mp3", "audio/mpeg"), ("opus", "audio/ogg; codecs=opus"),
-                                                 ("aac", "audio/aac"), ("pcm", "audio/L16")])
+@pytest.mark.parametrize(
+    ("fmt", "media_type"),
+    [("mp3", "audio/mpeg"), ("opus", "audio/ogg; codecs=opus"), ("aac", "audio/aac"), ("pcm", "audio/L16")],
+)
 def test_each_openai_format(oai: openai.OpenAI, fmt: str, media_type: str) -> None:
     text = "Every format OpenAI offers."
-    wav = sf.info(io.BytesIO(oai.audio.speech.create(model="tts-1", voice="echo", input=text,
-                                                     response_format="wav").content))
+    wav = sf.info(
+        io.BytesIO(oai.audio.speech.create(model="tts-1", voice="echo", input=text, response_format="wav").content)
+    )
     answer = oai.audio.speech.create(model="tts-1", voice="echo", input=text, response_format=fmt)
     assert answer.response.headers["content-type"] == media_type
     if fmt == "pcm":  # OpenAI's pcm: 16-bit mono at 24 kHz, no header
@@ -66,10 +69,16 @@ def test_each_openai_format(oai: openai.OpenAI, fmt: str, media_type: str) -> No
         assert abs(sf.info(io.BytesIO(answer.content)).duration - wav.duration) < 0.1
 
 
-def test_farm_voices_pass_through_and_extra_fields_are_ignored(oai: openai.OpenAI, farm: Farm, api_key: str,
-                                                               speech_wav: bytes) -> None:
-    built_in = oai.audio.speech.create(model="tts-1", voice="en_US-joe-medium", input="A farm voice by its id.",
-                                       response_format="wav", instructions="Speak cheerfully.")
+def test_farm_voices_pass_through_and_extra_fields_are_ignored(
+    oai: openai.OpenAI, farm: Farm, api_key: str, speech_wav: bytes
+) -> None:
+    built_in = oai.audio.speech.create(
+        model="tts-1",
+        voice="en_US-joe-medium",
+        input="A farm voice by its id.",
+        response_format="wav",
+        instructions="Speak cheerfully.",
+    )
     assert sf.info(io.BytesIO(built_in.content)).samplerate == 22050
     with Client(farm.url, api_key) as client:
         cloned = client.upload_voice("Narrator", "en", speech_wav, consent=True)
@@ -90,8 +99,9 @@ def test_farm_voices_pass_through_and_extra_fields_are_ignored(oai: openai.OpenA
         ({"model": "hopeless"}, openai.InternalServerError, "failed: every engine failed"),  # a tier by name
     ],
 )
-def test_errors_reach_the_openai_client_with_their_message(oai: openai.OpenAI, request_fields: dict, error: type,
-                                                          message: str) -> None:
+def test_errors_reach_the_openai_client_with_their_message(
+    oai: openai.OpenAI, request_fields: dict, error: type, message: str
+) -> None:
     fields = {"model": "tts-1", "voice": "alloy", "input": "Something to say.", **request_fields}
     with pytest.raises(error, match=re.escape(message)):
         oai.audio.speech.create(**fields)
@@ -125,8 +135,7 @@ def impatient_api(farm: Farm) -> Iterator[str]:
         api.wait(10)
 
 
-def test_a_job_that_takes_too_long_is_a_504_naming_it(impatient_api: str, api_key: str,
-                                                      http: httpx.Client) -> None:
+def test_a_job_that_takes_too_long_is_a_504_naming_it(impatient_api: str, api_key: str, http: httpx.Client) -> None:
     oai = openai.OpenAI(base_url=f"{impatient_api}/v1", api_key=api_key, max_retries=0)
     text = "This sentence takes longer to say than the API is willing to wait for it, by some margin."
     with pytest.raises(openai.InternalServerError) as timed_out:

@@ -34,7 +34,9 @@ def test_metrics_describe_the_farm(http: httpx.Client, farm) -> None:
     assert value[("voicefarm_synthesis_seconds_count", (("engine", "piper"),))] >= 1
     assert value[("voicefarm_real_time_factor_bucket", (("engine", "piper"), ("le", "+Inf")))] >= 1
     assert value[("voicefarm_job_latency_seconds_count", (("engine", "piper"),))] >= 1
-    assert value[("voicefarm_tts_characters_total", (("engine", "piper"), ("tenant", "tenant-a")))] >= len("Metrics, please.")
+    assert value[("voicefarm_tts_characters_total", (("engine", "piper"), ("tenant", "tenant-a")))] >= len(
+        "Metrics, please."
+    )
 
 
 def test_engines_and_cache_endpoints_need_an_admin_key(http: httpx.Client, admin_key: str) -> None:
@@ -66,8 +68,9 @@ def test_flower_requires_authentication(farm) -> None:
     port = free_port()
     env = {**os.environ, "VOICEFARM_FLOWER_BASIC_AUTH": "ops:s3cret"}
     assert subprocess.run(["voicefarm", "flower"], env={**os.environ}, capture_output=True).returncode == 1
-    proc = subprocess.Popen(["voicefarm", "flower", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        ["voicefarm", "flower", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30

@@ -136,8 +136,13 @@ def test_say_writes_the_audio(farm, api_key: str, tmp_path) -> None:
 
     env = {**os.environ, "VOICEFARM_URL": farm.url, "VOICEFARM_API_KEY": api_key}
     out = tmp_path / "hello.flac"
-    done = subprocess.run(["voicefarm", "say", "Hello from the command line.", "-o", str(out), "--quality", "fast"],
-                          env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        ["voicefarm", "say", "Hello from the command line.", "-o", str(out), "--quality", "fast"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "from piper" in done.stdout and sf.info(str(out)).format == "FLAC"
     bad = subprocess.run(["voicefarm", "say", "  ", "-o", str(out)], env=env, capture_output=True, text=True)

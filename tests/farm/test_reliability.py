@@ -3,6 +3,7 @@ a broker that forgets is reconciled, a database outage refuses cleanly."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -48,7 +49,9 @@ def test_a_failing_engine_hands_the_job_to_the_next(http: httpx.Client, tier: st
 
 
 def test_an_engine_without_a_live_worker_is_skipped(http: httpx.Client) -> None:
-    job = wait_final(http, http.post("/v1/jobs", json={"text": "Nobody runs the ghost.", "quality": "nolive"}).json()["id"])
+    job = wait_final(
+        http, http.post("/v1/jobs", json={"text": "Nobody runs the ghost.", "quality": "nolive"}).json()["id"]
+    )
     assert job["status"] == "succeeded" and outcomes(job) == [("piper", "succeeded")]
 
 
@@ -93,7 +96,10 @@ def test_a_worker_killed_mid_synthesis_loses_nothing_and_does_nothing_twice(http
     assert outcomes(job) == [("piper", "lost"), ("piper", "succeeded")]
     assert "worker died" in job["attempts"][0]["error"]
     with db.session() as s:
-        assert s.scalar(select(func.count()).select_from(Rendition).where(Rendition.content_key == job["content_key"])) == 1
+        assert (
+            s.scalar(select(func.count()).select_from(Rendition).where(Rendition.content_key == job["content_key"]))
+            == 1
+        )
     store = open_store(get_settings())
     assert store.exists(f"audio/{job['content_key']}.wav")
 
@@ -115,18 +121,35 @@ def test_redis_restart_with_jobs_queued_loses_none(http: httpx.Client, farm) -> 
 
     control("cancel_consumer", "piper")  # park the jobs in Redis
     try:
-        ids = [http.post("/v1/jobs", json={"text": f"Queued through a Redis restart, number {i}."}).json()["id"]
-               for i in range(5)]
+        ids = [
+            http.post("/v1/jobs", json={"text": f"Queued through a Redis restart, number {i}."}).json()["id"]
+            for i in range(5)
+        ]
         assert set(ids) <= for_settings(get_settings()).message_ids()
 
         r = redis.Redis.from_url(REDIS)
-        try:
+        with contextlib.suppress(redis.ConnectionError):  # the server hangs up as it goes
             r.shutdown(nosave=True)
-        except redis.ConnectionError:  # the server hangs up as it goes
-            pass
-        subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379",
-                        "--save", "", "--appendonly", "no", "--dir", "/tmp", "--logfile", "/tmp/voicefarm-redis.log"],
-                       check=True)
+        subprocess.run(
+            [
+                "redis-server",
+                "--daemonize",
+                "yes",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                "6379",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                "/tmp",
+                "--logfile",
+                "/tmp/voicefarm-redis.log",
+            ],
+            check=True,
+        )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -160,8 +183,11 @@ def test_redis_restart_with_jobs_queued_loses_none(http: httpx.Client, farm) -> 
 def test_database_down_gives_503_and_keeps_nothing(api_key: str) -> None:
     port = free_port()
     dead = free_port()
-    env = {**os.environ, "VOICEFARM_API_PORT": str(port),
-           "VOICEFARM_DATABASE_URL": f"postgresql://postgres:postgres@127.0.0.1:{dead}/nothing"}
+    env = {
+        **os.environ,
+        "VOICEFARM_API_PORT": str(port),
+        "VOICEFARM_DATABASE_URL": f"postgresql://postgres:postgres@127.0.0.1:{dead}/nothing",
+    }
     api = subprocess.Popen(["voicefarm", "api"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -215,8 +241,12 @@ def google_voice(http: httpx.Client) -> str:
 
 def test_google_speaks_through_the_farm(http: httpx.Client, google) -> None:
     voice = google_voice(http)
-    job = wait_final(http, http.post("/v1/jobs", json={"text": "Hello from the cloud.", "voice": voice,
-                                                       "quality": "cloudy", "speed": 1.2}).json()["id"])
+    job = wait_final(
+        http,
+        http.post(
+            "/v1/jobs", json={"text": "Hello from the cloud.", "voice": voice, "quality": "cloudy", "speed": 1.2}
+        ).json()["id"],
+    )
     assert job["status"] == "succeeded" and outcomes(job) == [("google", "succeeded")], job["attempts"]
     sent = google.requests[-1]["body"]
     assert sent["input"]["text"] == "Hello from the cloud." and sent["audioConfig"]["speakingRate"] == 1.2
@@ -226,8 +256,13 @@ def test_google_speaks_through_the_farm(http: httpx.Client, google) -> None:
 @pytest.mark.parametrize(("mode", "error"), [("400", "400"), ("503", "503"), ("hang", "timed out")])
 def test_google_failures_fall_back_to_the_next_engine(http: httpx.Client, google, mode: str, error: str) -> None:
     google.mode = mode
-    job = wait_final(http, http.post("/v1/jobs", json={"text": f"Cloud trouble {mode}.", "voice": google_voice(http),
-                                                       "quality": "cloudy"}).json()["id"], timeout=60)
+    job = wait_final(
+        http,
+        http.post(
+            "/v1/jobs", json={"text": f"Cloud trouble {mode}.", "voice": google_voice(http), "quality": "cloudy"}
+        ).json()["id"],
+        timeout=60,
+    )
     assert job["status"] == "succeeded", (job["error"], job["attempts"])
     assert outcomes(job) == [("google", "failed"), ("piper", "succeeded")]
     assert error in job["attempts"][0]["error"].lower() or error in job["attempts"][0]["error"]

@@ -19,22 +19,6 @@ from voicefarm.models import ClonedVoice, Job, Rendition
 from voicefarm.settings import Settings
 from voicefarm.storage import open_store
 
-SPEECH_TEXT = ("This is my own voice. I am recording a short sample, so that the farm can learn how I sound "
-               "when I speak slowly and clearly.")
-
-
-@pytest.fixture(scope="session")
-def speech() -> tuple[np.ndarray, int]:
-    """Eight or so seconds of real speech, from the Piper engine in this process."""
-    from voicefarm import engines
-    from voicefarm.engines.base import SynthesisRequest
-
-    engine = engines.create("piper", Settings())
-    engine.load()
-    audio = engine.synthesize(SynthesisRequest(SPEECH_TEXT, "en_US-joe-medium", "en-US", speed=0.9))
-    assert 6 < audio.duration < 30
-    return audio.samples, audio.sample_rate
-
 
 def encode(samples: np.ndarray, rate: int, fmt: str = "WAV", subtype: str | None = None) -> bytes:
     buf = io.BytesIO()
@@ -44,8 +28,9 @@ def encode(samples: np.ndarray, rate: int, fmt: str = "WAV", subtype: str | None
 
 def upload(http: httpx.Client, data: bytes, filename: str = "sample.wav", **fields) -> httpx.Response:
     form = {"name": "Narrator", "language": "en", "consent": "true", **fields}
-    return http.post("/v1/voices", data={k: v for k, v in form.items() if v is not None},
-                     files={"file": (filename, data)})
+    return http.post(
+        "/v1/voices", data={k: v for k, v in form.items() if v is not None}, files={"file": (filename, data)}
+    )
 
 
 def objects(prefix: str) -> list[str]:
@@ -82,8 +67,9 @@ def test_upload_reports_the_analysis_and_stores_mono_at_24k(http: httpx.Client, 
     assert http.get(f"/v1/voices/{voice['id']}").json()["analysis"] == a
 
 
-@pytest.mark.parametrize(("fmt", "subtype", "name"), [("FLAC", None, "s.flac"), ("MP3", None, "s.mp3"),
-                                                      ("OGG", "VORBIS", "s.ogg")])
+@pytest.mark.parametrize(
+    ("fmt", "subtype", "name"), [("FLAC", None, "s.flac"), ("MP3", None, "s.mp3"), ("OGG", "VORBIS", "s.ogg")]
+)
 def test_flac_mp3_and_ogg_are_accepted(http: httpx.Client, speech, fmt: str, subtype: str | None, name: str) -> None:
     samples, rate = speech
     r = upload(http, encode(samples, rate, fmt, subtype), filename=name)
@@ -116,13 +102,22 @@ def _bad_uploads(speech) -> list[tuple[str, bytes, str, int, str]]:
         ("white noise", encode(0.3 * rng.standard_normal(8 * rate), rate), "s.wav", 422, "too noisy"),
         ("clipped speech", encode(np.clip(samples * 20, -1, 1), rate), "s.wav", 422, "clipped"),
         ("1 s clip", encode(samples[:rate], rate), "s.wav", 422, "1.0 s long; it must be 3–30 s"),
-        ("5 minutes", encode(np.tile(samples, int(300 * rate / len(samples)) + 1)[: 300 * rate], rate, "MP3"),
-         "s.mp3", 422, "s long; it must be 3–30 s"),
-        ("8 kHz", encode(soxr.resample(samples, rate, 8000), 8000),
-         "s.wav", 422, "8000 Hz; at least 16000 Hz"),
+        (
+            "5 minutes",
+            encode(np.tile(samples, int(300 * rate / len(samples)) + 1)[: 300 * rate], rate, "MP3"),
+            "s.mp3",
+            422,
+            "s long; it must be 3–30 s",
+        ),
+        ("8 kHz", encode(soxr.resample(samples, rate, 8000), 8000), "s.wav", 422, "8000 Hz; at least 16000 Hz"),
         ("corrupt bytes", b"RIFF\x24\x00\x00\x00WAVEfmt " + rng.bytes(2000), "s.wav", 415, "not a readable audio file"),
-        ("text renamed .wav", b"Dear diary, today I recorded nothing at all.\n" * 20, "s.wav", 415,
-         "not a readable audio file"),
+        (
+            "text renamed .wav",
+            b"Dear diary, today I recorded nothing at all.\n" * 20,
+            "s.wav",
+            415,
+            "not a readable audio file",
+        ),
         ("empty file", b"", "s.wav", 422, "the file is empty"),
         ("oversize file", b"\0" * (10 * 1024 * 1024 + 1), "s.wav", 413, "larger than the limit of 10485760 bytes"),
     ]
@@ -187,14 +182,20 @@ def test_cloning_with_xtts_end_to_end_then_purge(http: httpx.Client, speech) -> 
     # The speaker latents were computed once and stored under the voice; the next job reuses them.
     latents = [k for k in objects(f"voices/{vid}/") if "/latents/" in k]
     assert len(latents) == 1 and latents[0].startswith(f"voices/{vid}/v1/latents/xtts-")
-    second = wait_final(http, http.post("/v1/jobs", json={"text": "And once more, differently.", "voice": vid,
-                                                          "quality": "high"}).json()["id"], timeout=180)
+    second = wait_final(
+        http,
+        http.post("/v1/jobs", json={"text": "And once more, differently.", "voice": vid, "quality": "high"}).json()[
+            "id"
+        ],
+        timeout=180,
+    )
     assert second["status"] == "succeeded" and second["engine"] == "xtts"
     assert worker_log_count(rf"latents: computed voices/{vid}/") == 1
 
     # A cloned voice on a tier whose engines cannot clone speaks its fallback voice, and says so.
-    fallback = wait_final(http, http.post("/v1/jobs", json={"text": "Fallback please.", "voice": vid,
-                                                            "quality": "fast"}).json()["id"])
+    fallback = wait_final(
+        http, http.post("/v1/jobs", json={"text": "Fallback please.", "voice": vid, "quality": "fast"}).json()["id"]
+    )
     assert fallback["engine"] == "piper" and fallback["spoken_voice"] == "en_US-joe-medium"
 
     with db.session() as s:
@@ -230,8 +231,9 @@ def test_replacing_the_sample_makes_a_new_version(http: httpx.Client, speech) ->
     assert renamed["name"] == "Renamed" and renamed["version"] == "1"
     assert http.post("/v1/jobs", json=body).json()["cache"] == "hit"  # a rename changes no audio
 
-    r = http.patch(f"/v1/voices/{vid}", data={"consent": "true"},
-                   files={"file": ("new.wav", encode(samples[::-1].copy(), rate))})
+    r = http.patch(
+        f"/v1/voices/{vid}", data={"consent": "true"}, files={"file": ("new.wav", encode(samples[::-1].copy(), rate))}
+    )
     assert r.status_code == 200, r.text
     assert r.json()["version"] == "2"
     # Old version's sample and latents are gone; its audio is never served for the new one.

@@ -29,8 +29,9 @@ def cool_down_ends(s: Session, engine: str) -> None:
 
 
 def available(s: Session) -> breaker.Available:
-    return breaker.Available(SETTINGS, frozenset({"xtts", "piper"}),
-                             {e: b.until for e, b in breaker.tripped(s).items()})
+    return breaker.Available(
+        SETTINGS, frozenset({"xtts", "piper"}), {e: b.until for e, b in breaker.tripped(s).items()}
+    )
 
 
 def test_failures_in_a_row_open_it_and_a_success_closes_it(s: Session) -> None:

@@ -63,8 +63,10 @@ BUSY = (503, {}, {"error": "broker unavailable, job not accepted"})
 
 
 def test_submit_retries_transient_errors_with_one_idempotency_key() -> None:
-    with Scripted([BUSY, (502, {}, b"<html>bad gateway</html>"), (202, {}, QUEUED)]) as server, \
-            Client(server.url, "key", backoff=0.01) as client:
+    with (
+        Scripted([BUSY, (502, {}, b"<html>bad gateway</html>"), (202, {}, QUEUED)]) as server,
+        Client(server.url, "key", backoff=0.01) as client,
+    ):
         assert client.submit("Hello.").id == "j1"
     keys = [headers["Idempotency-Key"] for _, _, headers in server.requests]
     assert len(keys) == 3 and keys[0] and len(set(keys)) == 1
@@ -82,20 +84,22 @@ def test_async_client_retries_too() -> None:
 
 def test_what_is_not_retried_and_giving_up() -> None:
     refused = (422, {}, {"error": "text is empty"})
-    with Scripted([refused, BUSY, BUSY, BUSY, BUSY, (502, {}, {"error": "bad gateway"})]) as server:
-        with Client(server.url, "key", retries=3, backoff=0.01) as client:
-            with pytest.raises(Invalid, match="text is empty"):  # a 4xx is final
-                client.submit(" ")
-            assert len(server.requests) == 1
-            with pytest.raises(Unavailable, match="503: broker unavailable"):  # 1 try + 3 retries
-                client.submit("Hello.")
-            assert len(server.requests) == 5
-            # An upload is not idempotent: after a 502 it may have happened, so it is not repeated.
-            with pytest.raises(Unavailable, match="502: bad gateway"):
-                client.upload_voice("Narrator", "en", b"RIFF", consent=True)
-            assert len(server.requests) == 6
-    with Client(f"http://127.0.0.1:{free_port()}", "key", backoff=0.01) as client, \
-            pytest.raises(Unavailable, match="ConnectError"):  # nobody listening, even after retries
+    busy_then_bad = [refused, BUSY, BUSY, BUSY, BUSY, (502, {}, {"error": "bad gateway"})]
+    with Scripted(busy_then_bad) as server, Client(server.url, "key", retries=3, backoff=0.01) as client:
+        with pytest.raises(Invalid, match="text is empty"):  # a 4xx is final
+            client.submit(" ")
+        assert len(server.requests) == 1
+        with pytest.raises(Unavailable, match="503: broker unavailable"):  # 1 try + 3 retries
+            client.submit("Hello.")
+        assert len(server.requests) == 5
+        # An upload is not idempotent: after a 502 it may have happened, so it is not repeated.
+        with pytest.raises(Unavailable, match="502: bad gateway"):
+            client.upload_voice("Narrator", "en", b"RIFF", consent=True)
+        assert len(server.requests) == 6
+    with (
+        Client(f"http://127.0.0.1:{free_port()}", "key", backoff=0.01) as client,
+        pytest.raises(Unavailable, match="ConnectError"),
+    ):  # nobody listening, even after retries
         client.get("j1")
 
 

@@ -11,8 +11,9 @@ ROUTE = Route("piper", "piper-tts-1.8.0", VOICE)
 
 
 def source(voice: Voice = VOICE, **changes) -> str:
-    parts = dict(text="Hello there.", language="en-US", speed=1.0,
-                 route=Route(ROUTE.engine, ROUTE.model_version, voice))
+    parts = dict(
+        text="Hello there.", language="en-US", speed=1.0, route=Route(ROUTE.engine, ROUTE.model_version, voice)
+    )
     return source_key(**{**parts, **changes})
 
 

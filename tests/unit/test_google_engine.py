@@ -55,14 +55,20 @@ def key_file(fake: FakeTextToSpeech, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def engine(fake: FakeTextToSpeech, key_file: Path) -> GoogleEngine:
-    engine = GoogleEngine(credentials_file=key_file, endpoint=fake.url, timeout=TIMEOUT, retries=RETRIES,
-                          sample_rate=16000, backoff=0.05)
+    engine = GoogleEngine(
+        credentials_file=key_file, endpoint=fake.url, timeout=TIMEOUT, retries=RETRIES, sample_rate=16000, backoff=0.05
+    )
     engine.load()
     return engine
 
 
-def say(text: str = "Hello there.", voice: str = "google:en-US-Standard-C", language: str = "en-US",
-        speed: float = 1.0, options: dict[str, float | int] | None = None) -> SynthesisRequest:
+def say(
+    text: str = "Hello there.",
+    voice: str = "google:en-US-Standard-C",
+    language: str = "en-US",
+    speed: float = 1.0,
+    options: dict[str, float | int] | None = None,
+) -> SynthesisRequest:
     return SynthesisRequest(text=text, voice=voice, language=language, speed=speed, options=options or {})
 
 
@@ -74,11 +80,13 @@ def failing(engine: GoogleEngine, match: str) -> float:
     return time.monotonic() - started
 
 
-def test_synthesizes_with_the_requested_voice_rate_speed_and_pitch(engine: GoogleEngine,
-                                                                   fake: FakeTextToSpeech) -> None:
+def test_synthesizes_with_the_requested_voice_rate_speed_and_pitch(
+    engine: GoogleEngine, fake: FakeTextToSpeech
+) -> None:
     text = "The quick brown fox."
-    audio = engine.synthesize(say(text, voice="google:en-GB-Standard-A", language="en-GB", speed=1.25,
-                                  options={"pitch": -2.5}))
+    audio = engine.synthesize(
+        say(text, voice="google:en-GB-Standard-A", language="en-GB", speed=1.25, options={"pitch": -2.5})
+    )
 
     assert audio.sample_rate == 16000
     assert audio.samples.dtype == np.float32 and audio.samples.ndim == 1
@@ -88,8 +96,7 @@ def test_synthesizes_with_the_requested_voice_rate_speed_and_pitch(engine: Googl
     assert sent["body"] == {
         "input": {"text": text},
         "voice": {"languageCode": "en-GB", "name": "en-GB-Standard-A"},
-        "audioConfig": {"audioEncoding": "LINEAR16", "sampleRateHertz": 16000, "speakingRate": 1.25,
-                        "pitch": -2.5},
+        "audioConfig": {"audioEncoding": "LINEAR16", "sampleRateHertz": 16000, "speakingRate": 1.25, "pitch": -2.5},
     }
     assert sent["headers"]["authorization"].startswith("Bearer ")  # the fake checked its signature
 
@@ -99,7 +106,10 @@ def test_other_engines_voices_are_spoken_by_language(engine: GoogleEngine, fake:
     engine.synthesize(say(voice="en_US-joe-medium", language="en-GB"))  # a full tag wins over its language
     engine.synthesize(say(voice="some-cloned-voice", language="de"))
     assert [r["body"]["voice"]["name"] for r in fake.requests] == [
-        "en-US-Standard-C", "en-GB-Standard-A", "de-DE-Standard-A"]
+        "en-US-Standard-C",
+        "en-GB-Standard-A",
+        "de-DE-Standard-A",
+    ]
 
     with pytest.raises(GoogleTTSError, match="no Google voice configured for language 'sw'"):
         engine.synthesize(say(voice="en_US-joe-medium", language="sw"))
@@ -152,8 +162,9 @@ def test_text_over_the_request_limit_is_sent_in_pieces(engine: GoogleEngine, fak
 
 
 def test_capabilities_come_from_the_voice_map() -> None:
-    engine = GoogleEngine(voices={"en": "en-US-Neural2-F", "en-US": "en-US-Neural2-F", "zh": "cmn-CN-Standard-A"},
-                          sample_rate=22050)
+    engine = GoogleEngine(
+        voices={"en": "en-US-Neural2-F", "en-US": "en-US-Neural2-F", "zh": "cmn-CN-Standard-A"}, sample_rate=22050
+    )
     caps = engine.capabilities()
     assert caps.languages == {"en", "zh"}
     assert {(v.id, v.language, v.sample_rate) for v in caps.voices} == {
@@ -182,8 +193,9 @@ def test_available_with_a_gcloud_login(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert GoogleEngine().capabilities().unavailable is None
 
 
-def test_application_default_credentials_from_the_environment(monkeypatch: pytest.MonkeyPatch,
-                                                              fake: FakeTextToSpeech, key_file: Path) -> None:
+def test_application_default_credentials_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeTextToSpeech, key_file: Path
+) -> None:
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
     engine = GoogleEngine(endpoint=fake.url, timeout=TIMEOUT)
     assert engine.capabilities().unavailable is None

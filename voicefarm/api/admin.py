@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from voicefarm import renditions, stats
 from voicefarm.api.deps import DB, Admin, get_catalog
 from voicefarm.breaker import tripped
-from voicefarm.heartbeat import live_workers, self_test_failures
 from voicefarm.cache import get_cache
+from voicefarm.heartbeat import live_workers, self_test_failures
 from voicefarm.metrics import cache_requests, registry
 from voicefarm.models import Rendition
 from voicefarm.settings import get_settings
@@ -59,15 +59,23 @@ def engines(s: DB, _: Admin) -> list[EngineOut]:
             status = f"degraded: {breakers[name].reason}"
         else:
             status = "up"
-        out.append(EngineOut(
-            name=name, status=status, live_workers=live.get(name, 0), queue_depth=depth.get(name, 0),
-            degraded_until=breakers[name].until if name in breakers else None, self_test_failures=failed,
-            jobs={state: n for (state, engine), n in jobs.items() if engine == name},
-            mean_synthesis_seconds=synth[name][1] / synth[name][2] if name in synth else None,
-            mean_real_time_factor=rtf[name][1] / rtf[name][2] if name in rtf else None,
-            cloning=bool(caps and caps.cloning), languages=sorted(caps.languages) if caps else [],
-            model_version=caps.model_version if caps else "unknown", device=caps.device if caps else None,
-        ))
+        out.append(
+            EngineOut(
+                name=name,
+                status=status,
+                live_workers=live.get(name, 0),
+                queue_depth=depth.get(name, 0),
+                degraded_until=breakers[name].until if name in breakers else None,
+                self_test_failures=failed,
+                jobs={state: n for (state, engine), n in jobs.items() if engine == name},
+                mean_synthesis_seconds=synth[name][1] / synth[name][2] if name in synth else None,
+                mean_real_time_factor=rtf[name][1] / rtf[name][2] if name in rtf else None,
+                cloning=bool(caps and caps.cloning),
+                languages=sorted(caps.languages) if caps else [],
+                model_version=caps.model_version if caps else "unknown",
+                device=caps.device if caps else None,
+            )
+        )
     return out
 
 
@@ -86,9 +94,14 @@ def cache_stats(s: DB, _: Admin) -> CacheStats:
     by_engine = dict(s.execute(select(Rendition.engine, func.count()).group_by(Rendition.engine)).all())
     cache = get_cache()
     keys = sum(1 for _ in cache.redis.scan_iter(f"{cache.prefix}:audio:*")) if cache.redis is not None else None
-    return CacheStats(renditions=count, audio_seconds=float(seconds), by_engine=by_engine, redis_keys=keys,
-                      hits=int(cache_requests.labels("hit")._value.get()),
-                      misses=int(cache_requests.labels("miss")._value.get()))
+    return CacheStats(
+        renditions=count,
+        audio_seconds=float(seconds),
+        by_engine=by_engine,
+        redis_keys=keys,
+        hits=int(cache_requests.labels("hit")._value.get()),
+        misses=int(cache_requests.labels("miss")._value.get()),
+    )
 
 
 @router.delete("/v1/cache")

@@ -7,10 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
-from voicefarm.jobs import submit
 from voicefarm.api.deps import DB, Caller, get_catalog, get_live
 from voicefarm.cache import get_cache
 from voicefarm.errors import InvalidRequest, NotFound
+from voicefarm.jobs import submit
 from voicefarm.models import Batch
 from voicefarm.schemas import BatchOut, BatchRequest, Problem, TenantOut
 from voicefarm.settings import get_settings
@@ -44,8 +44,9 @@ def plans(s: DB, tenant_id: str, body: BatchRequest) -> list[submit.Plan]:
 
 def create(s: DB, tenant_id: str, body: BatchRequest) -> Batch:
     callback = str(body.callback_url) if body.callback_url else None
-    batch, to_send = submit.create_batch(s, get_cache(), get_store(), tenant_id, plans(s, tenant_id, body),
-                                         live=get_live()(), callback_url=callback)
+    batch, to_send = submit.create_batch(
+        s, get_cache(), get_store(), tenant_id, plans(s, tenant_id, body), live=get_live()(), callback_url=callback
+    )
     submit.send(s, to_send, get_settings(), batch=batch)
     return batch
 

@@ -37,7 +37,8 @@ def get_catalog() -> Catalog:
 
 async def current_catalog() -> Catalog:
     """get_catalog() for async code: a thread only when the remembered one is stale."""
-    return catalogs().fresh or await run_in_threadpool(catalogs())
+    fresh = catalogs().fresh
+    return fresh if fresh is not None else await run_in_threadpool(catalogs())
 
 
 @lru_cache
@@ -55,10 +56,9 @@ async def principal(
         key = authorization[7:].strip()
     if not key:
         raise Unauthorized("missing API key: send it in the X-API-Key header or as Authorization: Bearer")
-    found = cached_principal(key)
-    if found is NOT_CACHED:
-        found = await run_in_threadpool(authenticate, s, key)
-    if found is None:
+    cached = cached_principal(key)
+    found = await run_in_threadpool(authenticate, s, key) if cached is NOT_CACHED else cached
+    if not isinstance(found, Principal):
         raise Unauthorized("invalid API key")
     return found
 

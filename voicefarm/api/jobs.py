@@ -10,16 +10,16 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 
 from voicefarm.api.deps import DB, Caller, current_catalog, get_live
-from voicefarm.jobs import submit as lifecycle_submit
 from voicefarm.audio import content_type
 from voicefarm.cache import CachedAudio, get_cache
 from voicefarm.errors import NotFound, NotReady
+from voicefarm.jobs import submit as lifecycle_submit
 from voicefarm.metrics import cache_requests
-from voicefarm.models import Job, Rendition, JobStatus
+from voicefarm.models import Job, JobStatus, Rendition
 from voicefarm.schemas import JobOut, JobRequest, Problem
-from voicefarm.views import cached_out, job_out
 from voicefarm.settings import get_settings
 from voicefarm.storage import get_store
+from voicefarm.views import cached_out, job_out
 from voicefarm.voices import cloned_voice
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
@@ -33,8 +33,10 @@ async def create_job(
     response: Response,
     s: DB,
     caller: Caller,
-    idempotency_key: Annotated[str | None, Header(max_length=200, description="Retries with the same key "
-                                                  "return the first job instead of making another")] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(max_length=200, description="Retries with the same key return the first job instead of making another"),
+    ] = None,
 ) -> JobOut:
     """Queue a synthesis job, or answer at once (200, cache: hit) when its audio already exists."""
     result = await accept(s, caller.tenant_id, body, idempotency_key)
@@ -60,10 +62,19 @@ async def accept(s: Session, tenant_id: str, body: JobRequest, idempotency_key: 
     return result
 
 
-def submit(s: Session, tenant_id: str, p: lifecycle_submit.Plan, idempotency_key: str | None,
-           callback_url: str | None = None) -> Job | CachedAudio:
-    result, new = lifecycle_submit.submit(s, get_cache(), get_store(), tenant_id, p, live=get_live()(),
-                                          idempotency_key=idempotency_key, callback_url=callback_url)
+def submit(
+    s: Session, tenant_id: str, p: lifecycle_submit.Plan, idempotency_key: str | None, callback_url: str | None = None
+) -> Job | CachedAudio:
+    result, new = lifecycle_submit.submit(
+        s,
+        get_cache(),
+        get_store(),
+        tenant_id,
+        p,
+        live=get_live()(),
+        idempotency_key=idempotency_key,
+        callback_url=callback_url,
+    )
     if new:
         assert isinstance(result, Job)
         lifecycle_submit.send(s, [result], get_settings())

@@ -22,18 +22,31 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
-from voicefarm.errors import InvalidRequest
 from voicefarm.api.deps import DB, Caller
 from voicefarm.api.jobs import accept
 from voicefarm.audio import content_type
 from voicefarm.cache import CachedAudio
+from voicefarm.errors import InvalidRequest
 from voicefarm.models import ACTIVE, Job, JobStatus
 from voicefarm.schemas import JobRequest
 from voicefarm.settings import Settings, get_settings
 from voicefarm.storage import get_store
 
-OPENAI_VOICES = ("alloy", "ash", "ballad", "cedar", "coral", "echo", "fable", "marin", "nova", "onyx", "sage",
-                 "shimmer", "verse")
+OPENAI_VOICES = (
+    "alloy",
+    "ash",
+    "ballad",
+    "cedar",
+    "coral",
+    "echo",
+    "fable",
+    "marin",
+    "nova",
+    "onyx",
+    "sage",
+    "shimmer",
+    "verse",
+)
 # OpenAI's pcm is raw 16-bit at 24 kHz; the farm's is at the engine's rate unless asked.
 OPENAI_RATES = {"pcm": 24000}
 POLL_SECONDS = 0.05
@@ -93,13 +106,20 @@ def job_request(body: SpeechRequest, settings: Settings) -> JobRequest:
     """The farm's request for an OpenAI one: its model names a tier, its voice names a farm voice."""
     quality = settings.openai_models.get(body.model, body.model)
     if quality not in settings.tiers:
-        raise InvalidRequest(f"model {body.model!r} is not supported; use one of "
-                             f"{', '.join([*settings.openai_models, *settings.tiers])}")
+        raise InvalidRequest(
+            f"model {body.model!r} is not supported; use one of {', '.join([*settings.openai_models, *settings.tiers])}"
+        )
     voice = body.voice if isinstance(body.voice, str) else body.voice.id
     if voice in OPENAI_VOICES:
         voice = settings.openai_voices.get(voice, settings.default_voice)
-    return JobRequest(text=body.input, voice=voice, quality=quality, format=body.response_format, speed=body.speed,
-                      sample_rate=OPENAI_RATES.get(body.response_format))
+    return JobRequest(
+        text=body.input,
+        voice=voice,
+        quality=quality,
+        format=body.response_format,
+        speed=body.speed,
+        sample_rate=OPENAI_RATES.get(body.response_format),
+    )
 
 
 def job_state(s: Session, job_id: str) -> Row[str, str | None, str | None]:
@@ -118,18 +138,26 @@ async def finished_audio(s: Session, job_id: str, timeout: float) -> str:
         if state.status not in ACTIVE:
             break
         if time.monotonic() >= deadline:
-            raise HTTPException(504, {"message": f"job {job_id} is still {state.status} after {timeout:g} s; "
-                                                 f"poll GET /v1/jobs/{job_id}", "job_id": job_id})
+            raise HTTPException(
+                504,
+                {
+                    "message": f"job {job_id} is still {state.status} after {timeout:g} s; poll GET /v1/jobs/{job_id}",
+                    "job_id": job_id,
+                },
+            )
         await asyncio.sleep(POLL_SECONDS)
     if state.status != JobStatus.succeeded.value or not state.object_key:
         raise HTTPException(502, {"message": f"job {job_id} failed: {state.error}", "job_id": job_id})
     return str(state.object_key)
 
 
-@router.post("/audio/speech", responses={
-    200: {"content": {"audio/mpeg": {}}},
-    **{code: {"model": OpenAIProblem} for code in (400, 401, 422, 502, 503, 504)},
-})
+@router.post(
+    "/audio/speech",
+    responses={
+        200: {"content": {"audio/mpeg": {}}},
+        **{code: {"model": OpenAIProblem} for code in (400, 401, 422, 502, 503, 504)},
+    },
+)
 async def create_speech(body: SpeechRequest, s: DB, caller: Caller) -> Response:
     """Synthesize `input` and answer with the audio bytes (OpenAI's `audio.speech.create`)."""
     settings = get_settings()

@@ -2,41 +2,56 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
 from sqlalchemy import select
 
 from voicefarm import voices
 from voicefarm.api.deps import DB, Caller, get_catalog
+from voicefarm.cache import get_cache
 from voicefarm.catalog import Catalog
 from voicefarm.engines.base import Voice
-from voicefarm.cache import get_cache
+from voicefarm.errors import InvalidRequest, NotFound
 from voicefarm.jobs.keys import normalise_language
 from voicefarm.models import ClonedVoice
-from voicefarm.errors import InvalidRequest, NotFound
+from voicefarm.reference import Analysis
 from voicefarm.schemas import ClonedVoiceOut, Problem, SampleAnalysis, VoiceOut
 from voicefarm.settings import get_settings
 from voicefarm.storage import get_store
 
 router = APIRouter(prefix="/v1", tags=["voices"])
-errors = {code: {"model": Problem} for code in (401, 404, 413, 415, 422)}
+errors: dict[int | str, dict[str, Any]] = {code: {"model": Problem} for code in (401, 404, 413, 415, 422)}
 LANGUAGE_TAG = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
 
 
 def cloned_out(row: ClonedVoice) -> ClonedVoiceOut:
     settings = get_settings()
     return ClonedVoiceOut(
-        id=row.id, language=row.language, name=row.name, engine=None, sample_rate=settings.voice_sample_rate,
-        cloned=True, version=str(row.version), fallback_voice=row.fallback_voice, description=row.description,
-        created_at=row.created_at, analysis=SampleAnalysis(**row.analysis),
+        id=row.id,
+        language=row.language,
+        name=row.name,
+        engine=None,
+        sample_rate=settings.voice_sample_rate,
+        cloned=True,
+        version=str(row.version),
+        fallback_voice=row.fallback_voice,
+        description=row.description,
+        created_at=row.created_at,
+        analysis=SampleAnalysis(**row.analysis),
         recommended_seconds=f"{settings.voice_recommended_seconds:g}–{settings.voice_max_seconds:g} s of clean speech",
     )
 
 
 def built_in_out(catalog: Catalog, engine: str, v: Voice) -> VoiceOut:
-    return VoiceOut(id=v.id, language=v.language, name=v.name, engine=engine, sample_rate=v.sample_rate,
-                    available=engine in catalog.live)
+    return VoiceOut(
+        id=v.id,
+        language=v.language,
+        name=v.name,
+        engine=engine,
+        sample_rate=v.sample_rate,
+        available=engine in catalog.live,
+    )
 
 
 @router.get("/voices", response_model=list[VoiceOut])
@@ -45,8 +60,9 @@ def list_voices(s: DB, caller: Caller) -> list[VoiceOut]:
     then the caller's cloned voices."""
     catalog = get_catalog()
     built_in = [built_in_out(catalog, engine, v) for engine, v in catalog.voices()]
-    own = s.scalars(select(ClonedVoice).where(ClonedVoice.tenant_id == caller.tenant_id)
-                    .order_by(ClonedVoice.created_at)).all()
+    own = s.scalars(
+        select(ClonedVoice).where(ClonedVoice.tenant_id == caller.tenant_id).order_by(ClonedVoice.created_at)
+    ).all()
     return built_in + [cloned_out(row) for row in own]
 
 
@@ -57,7 +73,7 @@ def _fallback(voice_id: str | None) -> str:
     return voice_id
 
 
-def _sample(file: UploadFile) -> tuple[bytes, object]:
+def _sample(file: UploadFile) -> tuple[bytes, Analysis]:
     limit = get_settings().voice_max_upload_bytes
     data = file.file.read(limit + 1)  # never more than the limit in memory
     return voices.accept_sample(data, get_settings())
@@ -84,9 +100,17 @@ def upload_voice(
     _consent(consent)
     fallback = _fallback(fallback_voice)
     sample, analysis = _sample(file)
-    row = voices.create(s, get_store(), tenant_id=caller.tenant_id, name=name.strip(),
-                        language=normalise_language(language), description=description, fallback_voice=fallback,
-                        sample=sample, analysis=analysis)
+    row = voices.create(
+        s,
+        get_store(),
+        tenant_id=caller.tenant_id,
+        name=name.strip(),
+        language=normalise_language(language),
+        description=description,
+        fallback_voice=fallback,
+        sample=sample,
+        analysis=analysis,
+    )
     return cloned_out(row)
 
 

@@ -27,7 +27,8 @@ __all__ = ["BUILT_IN", "GROUP", "Audio", "Capabilities", "Engine", "SynthesisReq
 
 def _load(spec: str) -> Callable[[Settings], Engine]:
     module, factory = spec.split(":")
-    return getattr(import_module(module), factory)
+    loaded: Callable[[Settings], Engine] = getattr(import_module(module), factory)
+    return loaded
 
 
 def create(name: str, settings: Settings) -> Engine:
@@ -35,9 +36,9 @@ def create(name: str, settings: Settings) -> Engine:
         return _load(settings.plugins[name])(settings)
     installed = {ep.name: ep for ep in entry_points(group=GROUP)}
     if name in installed:
-        return installed[name].load()(settings)
+        engine: Engine = installed[name].load()(settings)
+        return engine
     if name in BUILT_IN:
         return _load(BUILT_IN[name])(settings)
     known = sorted({*settings.plugins, *installed, *BUILT_IN})
     raise ValueError(f"unknown engine {name!r}; known engines here: {', '.join(known)}")
-

@@ -41,8 +41,10 @@ class Capabilities:
         """What a worker advertises in its heartbeat (built-in voices only: no cloned ones)."""
         return {
             "languages": sorted(self.languages),
-            "voices": [{"id": v.id, "language": v.language, "name": v.name, "sample_rate": v.sample_rate,
-                        "version": v.version} for v in self.voices],
+            "voices": [
+                {"id": v.id, "language": v.language, "name": v.name, "sample_rate": v.sample_rate, "version": v.version}
+                for v in self.voices
+            ],
             "cloning": self.cloning,
             "device": self.device,
             "model_version": self.model_version,
@@ -51,8 +53,14 @@ class Capabilities:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Capabilities:
-        return cls(frozenset(data["languages"]), tuple(Voice(**v) for v in data["voices"]), data["cloning"],
-                   data["device"], data["model_version"], data.get("unavailable"))
+        return cls(
+            frozenset(data["languages"]),
+            tuple(Voice(**v) for v in data["voices"]),
+            data["cloning"],
+            data["device"],
+            data["model_version"],
+            data.get("unavailable"),
+        )
 
 
 @dataclass(frozen=True)

@@ -129,14 +129,17 @@ class GoogleEngine:
 
         if self.credentials_file is not None:
             # A service-account key only: other credential files may run commands or fetch URLs.
-            credentials = service_account.Credentials.from_service_account_file(self.credentials_file, scopes=SCOPES)
+            credentials = service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
+                self.credentials_file, scopes=SCOPES
+            )
         else:
             credentials, _ = google.auth.default(scopes=SCOPES)
         # REST, not gRPC: one HTTP stack whose timeouts we set, and an endpoint override that
         # keeps its scheme (http:// for a local server).
         options = {"api_endpoint": self.endpoint} if self.endpoint else None
-        self._client = texttospeech.TextToSpeechClient(credentials=credentials, transport="rest",
-                                                       client_options=options)
+        self._client = texttospeech.TextToSpeechClient(
+            credentials=credentials, transport="rest", client_options=options
+        )
         log.info("google: client ready (endpoint %s)", self._client.api_endpoint)
 
     def _voice_name(self, request: SynthesisRequest) -> str:

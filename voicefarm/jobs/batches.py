@@ -13,8 +13,12 @@ def finish_if_done(session: Session, batch_ids: list[str | None]) -> None:
     """Mark batches with no job left in flight as done, and announce them (after commit)."""
     for batch_id in set(filter(None, batch_ids)):
         in_flight = exists(select(Job.id).where(Job.batch_id == batch_id, Job.status.in_(ACTIVE)))
-        done = session.execute(update(Batch).where(Batch.id == batch_id, Batch.status == BatchStatus.running, ~in_flight)
-                               .values(status=BatchStatus.done.value, finished_at=utcnow()).returning(Batch.callback_url)).first()
+        done = session.execute(
+            update(Batch)
+            .where(Batch.id == batch_id, Batch.status == BatchStatus.running, ~in_flight)
+            .values(status=BatchStatus.done.value, finished_at=utcnow())
+            .returning(Batch.callback_url)
+        ).first()
         if done is not None and done[0]:
             webhooks.announce_after_commit(session, "batch", batch_id)
 

@@ -31,8 +31,17 @@ from voicefarm.voices import as_voice
 log = logging.getLogger(__name__)
 
 # What a job's outcome is made of: settle and a late follower copy exactly these.
-OUTCOME = ("status", "engine", "object_key", "duration", "sample_rate", "synthesis_seconds", "error", "started_at",
-           "finished_at")
+OUTCOME = (
+    "status",
+    "engine",
+    "object_key",
+    "duration",
+    "sample_rate",
+    "synthesis_seconds",
+    "error",
+    "started_at",
+    "finished_at",
+)
 
 
 @dataclass(frozen=True)
@@ -93,8 +102,11 @@ def begin(job_id: str, engine: str, worker: str) -> Run | None:
             format=job.format,
             rate=job.output_rate,
             sample=(cloned.sample_key, as_voice(cloned, settings)) if cloned else None,
-            move_on=(f"workers died {lost_here} times on this job; moving on"
-                     if lost_here > settings.max_lost_per_engine else None),
+            move_on=(
+                f"workers died {lost_here} times on this job; moving on"
+                if lost_here > settings.max_lost_per_engine
+                else None
+            ),
         )
 
 
@@ -108,8 +120,11 @@ def reroute(job_id: str, attempt_id: int | None, error: str, engine: str | None 
         if job is None or job.status not in ACTIVE or (engine is not None and job.engine != engine):
             return None
         now = utcnow()
-        failed = [a for a in job.attempts if a.id == attempt_id
-                  or (attempt_id is None and a.outcome == Outcome.running and a.engine == engine)]
+        failed = [
+            a
+            for a in job.attempts
+            if a.id == attempt_id or (attempt_id is None and a.outcome == Outcome.running and a.engine == engine)
+        ]
         if not failed:
             # Celery may report one death twice (the hard limit, then the reaped child): the
             # first report already moved the job on.
@@ -121,11 +136,14 @@ def reroute(job_id: str, attempt_id: int | None, error: str, engine: str | None 
         links = job.links
         position = [link.engine for link in links].index(job.engine)
         where = available(s, settings)
-        following = next((link for link in links[position + 1:] if where.usable(s, link.engine)), None)
+        following = next((link for link in links[position + 1 :] if where.usable(s, link.engine)), None)
         if following is None:
             errors = "; ".join(a.error or a.outcome for a in job.attempts if a.outcome != Outcome.succeeded)
-            settle(s, job, {"status": JobStatus.failed.value, "finished_at": now,
-                            "error": f"every engine failed: {errors}"})
+            settle(
+                s,
+                job,
+                {"status": JobStatus.failed.value, "finished_at": now, "error": f"every engine failed: {errors}"},
+            )
             return None
         for a in failed:
             a.rerouted_to = following.engine
@@ -151,12 +169,16 @@ def move(s: Session, job: Job, link: Link) -> str | None:
 def settle(s: Session, job: Job, outcome: dict[str, Any]) -> None:
     """Write a final outcome on a job and every follower waiting on it; then finish their
     batches and announce their callbacks."""
-    followers = s.execute(select(Job.id, Job.batch_id, Job.callback_url)
-                          .where(Job.leader_id == job.id, Job.status.in_(ACTIVE))).all()
+    followers = s.execute(
+        select(Job.id, Job.batch_id, Job.callback_url).where(Job.leader_id == job.id, Job.status.in_(ACTIVE))
+    ).all()
     for field, value in outcome.items():
         setattr(job, field, value)
-    s.execute(update(Job).where(Job.leader_id == job.id, Job.status.in_(ACTIVE))
-              .values({field: getattr(job, field) for field in OUTCOME}))
+    s.execute(
+        update(Job)
+        .where(Job.leader_id == job.id, Job.status.in_(ACTIVE))
+        .values({field: getattr(job, field) for field in OUTCOME})
+    )
     for job_id, _, callback in [(job.id, job.batch_id, job.callback_url), *followers]:
         if callback:
             webhooks.announce_after_commit(s, "job", job_id)
@@ -180,7 +202,18 @@ def finish(job_id: str, attempt_id: int, *, audio: CachedAudio, seconds: float) 
         breaker.succeeded(s, run.engine)
         link = job.link
         renditions.record(s, audio, link.source, link.voice)
-        settle(s, job, {"status": JobStatus.succeeded.value, "error": None, "finished_at": now,
-                        "synthesis_seconds": seconds, "engine": audio.engine, "object_key": audio.object_key,
-                        "duration": audio.duration, "sample_rate": audio.sample_rate})
+        settle(
+            s,
+            job,
+            {
+                "status": JobStatus.succeeded.value,
+                "error": None,
+                "finished_at": now,
+                "synthesis_seconds": seconds,
+                "engine": audio.engine,
+                "object_key": audio.object_key,
+                "duration": audio.duration,
+                "sample_rate": audio.sample_rate,
+            },
+        )
     return True

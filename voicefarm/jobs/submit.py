@@ -70,8 +70,9 @@ def plan(request: Request, voice: Voice | None, settings: Settings, catalog: Cat
     if quality not in settings.tiers:
         raise InvalidRequest(f"quality {quality!r} is not a tier; use one of {', '.join(settings.tiers)}")
     if voice is None:
-        raise InvalidRequest(f"unknown voice {request.voice or settings.default_voice!r}; "
-                             "GET /v1/voices lists the voices")
+        raise InvalidRequest(
+            f"unknown voice {request.voice or settings.default_voice!r}; GET /v1/voices lists the voices"
+        )
     language = normalise_language(request.language or voice.language)
     if not voice.cloned and language.split("-")[0] != voice.language.split("-")[0]:
         raise InvalidRequest(f"language {language!r} is not supported by voice {voice.id!r} ({voice.language})")
@@ -80,12 +81,22 @@ def plan(request: Request, voice: Voice | None, settings: Settings, catalog: Cat
         raise InvalidRequest(f"no engine in quality tier {quality!r} can speak voice {voice.id!r} in {language!r}")
     sources = [source_key(text=text, language=language, speed=request.speed, route=r) for r in routes]
     keys = [content_key(src, request.format, request.sample_rate) for src in sources]
-    return Plan(text, voice, language, quality, request.format, request.speed, request.sample_rate, routes, sources,
-                keys)
+    return Plan(
+        text, voice, language, quality, request.format, request.speed, request.sample_rate, routes, sources, keys
+    )
 
 
-def submit(session: Session, cache: AudioCache, store: Store, tenant_id: str, p: Plan, *, live: Available,
-           idempotency_key: str | None = None, **extra: object) -> tuple[Job | CachedAudio, bool]:
+def submit(
+    session: Session,
+    cache: AudioCache,
+    store: Store,
+    tenant_id: str,
+    p: Plan,
+    *,
+    live: Available,
+    idempotency_key: str | None = None,
+    **extra: object,
+) -> tuple[Job | CachedAudio, bool]:
     """The cached audio if it exists, else a job row, committed; and whether the caller must
     send it (a new job that leads its own synthesis).
 
@@ -130,7 +141,10 @@ def submit(session: Session, cache: AudioCache, store: Store, tenant_id: str, p:
 
 def job_fields(tenant_id: str, p: Plan, start: int, **extra: object) -> dict[str, object]:
     """A job row's fields for a plan, starting on route `start`."""
-    chain = [Link(r.engine, r.voice.id, r.voice.cloned, key, src) for r, key, src in zip(p.routes, p.keys, p.sources)]
+    chain = [
+        Link(r.engine, r.voice.id, r.voice.cloned, key, src)
+        for r, key, src in zip(p.routes, p.keys, p.sources, strict=True)
+    ]
     return dict(
         tenant_id=tenant_id,
         text=p.text,
@@ -152,17 +166,22 @@ def finished_from_cache(tenant_id: str, p: Plan, hit: CachedAudio, **extra: obje
     """A job that needs no synthesis (a batch item already cached): recorded as done."""
     now = utcnow()
     job = Job(**job_fields(tenant_id, p, 0, **extra))
-    job.status, job.engine, job.content_key, job.object_key = (JobStatus.succeeded.value, hit.engine, hit.content_key,
-                                                               hit.object_key)
+    job.status, job.engine, job.content_key, job.object_key = (
+        JobStatus.succeeded.value,
+        hit.engine,
+        hit.content_key,
+        hit.object_key,
+    )
     job.duration, job.sample_rate, job.started_at, job.finished_at = hit.duration, hit.sample_rate, now, now
     return job
 
 
 def convert_master(session: Session, store: Store, cache: AudioCache, p: Plan) -> CachedAudio | None:
     """This request's audio made from a master of the same speech, if one exists."""
-    masters = {row.source_key: row for row in
-               session.scalars(select(Rendition).where(Rendition.source_key.in_(p.sources)))}
-    for source, key in zip(p.sources, p.keys):
+    masters = {
+        row.source_key: row for row in session.scalars(select(Rendition).where(Rendition.source_key.in_(p.sources)))
+    }
+    for source, key in zip(p.sources, p.keys, strict=True):
         if source in masters:
             return renditions.convert(session, store, cache, masters[source], key, p.format, p.sample_rate)
     return None
@@ -174,8 +193,16 @@ def earlier(session: Session, tenant_id: str, idempotency_key: str) -> Job | Non
     ).first()
 
 
-def create_batch(session: Session, cache: AudioCache, store: Store, tenant_id: str, plans: list[Plan], *,
-                 live: Available, callback_url: str | None) -> tuple[Batch, list[Job]]:
+def create_batch(
+    session: Session,
+    cache: AudioCache,
+    store: Store,
+    tenant_id: str,
+    plans: list[Plan],
+    *,
+    live: Available,
+    callback_url: str | None,
+) -> tuple[Batch, list[Job]]:
     """Record a batch and its jobs; returns it and the jobs the caller must send. Items already
     cached finish at once; duplicates share one synthesis, as identical jobs always do."""
     batch = Batch(tenant_id=tenant_id, total=len(plans), callback_url=callback_url)

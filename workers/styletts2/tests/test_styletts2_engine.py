@@ -13,12 +13,12 @@ import pytest
 import torch
 import yaml
 from conftest import FRAME_SAMPLES, FRAMES_PER_TOKEN, network_attempts
+from voicefarm_styletts2.engine import CONFIG, END_PULSE_SAMPLES, FILES, SAMPLE_RATE, StyleTTS2Engine
+from voicefarm_torchkit import DictStore
 
 from voicefarm.engines.base import Engine, SynthesisRequest
 from voicefarm.engines.text import split_text
 from voicefarm.selftest import voiced_signal
-from voicefarm_styletts2.engine import CONFIG, END_PULSE_SAMPLES, FILES, SAMPLE_RATE, StyleTTS2Engine
-from voicefarm_torchkit import DictStore
 
 CROSSFADE = int(0.01 * SAMPLE_RATE)  # join_pieces' overlap
 
@@ -55,7 +55,8 @@ def test_capabilities_of_a_complete_model(model_dir: Path) -> None:
     assert caps.languages == {"en"}
     # Cloned voices, and one built-in voice whose reference sample ships with the model.
     assert caps.cloning and [(v.id, v.language, v.sample_rate) for v in caps.voices] == [
-        ("styletts2-default", "en-US", 24000)]
+        ("styletts2-default", "en-US", 24000)
+    ]
     assert caps.model_version.startswith("styletts2-libritts-")
     assert StyleTTS2Engine(model_dir).capabilities().model_version == caps.model_version
 

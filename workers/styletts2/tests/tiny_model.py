@@ -31,7 +31,6 @@ from styletts2.Utils.ASR.models import ASRCNN
 from styletts2.Utils.JDC.model import JDCNet
 from styletts2.Utils.PLBERT.util import CustomAlbert
 from transformers import AlbertConfig
-
 from voicefarm_styletts2.engine import CHECKPOINT, CONFIG, FILES, SAMPLE_RATE, VOICES_DIR
 
 # The LibriTTS model's model_params, shrunk where the code lets a config choose. hidden_dim

@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import soundfile as sf
+from voicefarm_torchkit import BytesStore, VoiceCache, autocast, autocast_device, keep_fp32, pick_device
 
 from voicefarm.engines.base import Audio, Capabilities, SynthesisRequest, Voice
 from voicefarm.engines.text import join_pieces, split_text
 from voicefarm.settings import Settings
 from voicefarm.storage import LatentsStore
 from voicefarm_styletts2.settings import StyleTTS2Settings
-from voicefarm_torchkit import BytesStore, VoiceCache, autocast, autocast_device, keep_fp32, pick_device
 
 if TYPE_CHECKING:
     import torch
@@ -191,8 +191,12 @@ class StyleTTS2Engine:
     def _built_in(self) -> dict[str, Voice]:
         """Voices whose reference sample ships with the model: `styletts2-<name>`."""
         samples = sorted((self.model_dir / VOICES_DIR).glob("*.wav")) if self.model_dir else []
-        return {f"styletts2-{path.stem}": Voice(f"styletts2-{path.stem}", "en-US", path.stem, SAMPLE_RATE,
-                                                 f"{path.stat().st_size}") for path in samples}
+        return {
+            f"styletts2-{path.stem}": Voice(
+                f"styletts2-{path.stem}", "en-US", path.stem, SAMPLE_RATE, f"{path.stat().st_size}"
+            )
+            for path in samples
+        }
 
     # --- with torch ----------------------------------------------------------------------
 
@@ -307,8 +311,11 @@ class StyleTTS2Engine:
             raise ValueError(f"StyleTTS2 has no voice {request.voice!r}: clone one or use a built-in one")
         path = self.model_dir / VOICES_DIR / f"{request.voice.removeprefix('styletts2-')}.wav"
         # Kept in this process only: a built-in voice's sample is always at hand.
-        return self._cache.get(f"built-in/{request.voice}/{self._model_version}",
-                               lambda: self._compute_style(*sf.read(path, dtype="float32")), persist=False)
+        return self._cache.get(
+            f"built-in/{request.voice}/{self._model_version}",
+            lambda: self._compute_style(*sf.read(path, dtype="float32")),
+            persist=False,
+        )
 
     def _tokens(self, text: str) -> list[int]:
         """The package's text front end: gruut's IPA, nltk's word tokens joined by spaces, the
@@ -388,5 +395,6 @@ class StyleTTS2Engine:
 def from_settings(settings: Settings) -> StyleTTS2Engine:
     """The engine as VOICEFARM_STYLETTS2_* configures it; `settings` is the core's, for the protocol."""
     own = StyleTTS2Settings()
-    return StyleTTS2Engine(own.model_dir, device=own.device, style_cache_size=own.style_cache_size,
-                           style_store=LatentsStore())
+    return StyleTTS2Engine(
+        own.model_dir, device=own.device, style_cache_size=own.style_cache_size, style_store=LatentsStore()
+    )

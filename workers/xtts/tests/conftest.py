@@ -16,9 +16,9 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
-from tiny_checkpoint import build_checkpoint  # noqa: E402
+from tiny_checkpoint import build_checkpoint
 
-from voicefarm.selftest import voiced_signal  # noqa: E402
+from voicefarm.selftest import voiced_signal
 
 MAX_GEN_TOKENS = 16
 

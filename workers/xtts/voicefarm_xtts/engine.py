@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from voicefarm_torchkit import BytesStore, VoiceCache, autocast, autocast_device, keep_fp32, pick_device
 
 from voicefarm.engines.base import Audio, Capabilities, SynthesisRequest
 from voicefarm.engines.text import join_pieces, split_text
 from voicefarm.settings import Settings
 from voicefarm.storage import LatentsStore
-from voicefarm_torchkit import BytesStore, VoiceCache, autocast, autocast_device, keep_fp32, pick_device
 from voicefarm_xtts.settings import XttsSettings
 
 if TYPE_CHECKING:
@@ -231,5 +231,6 @@ class XttsEngine:
 def from_settings(settings: Settings) -> XttsEngine:
     """The engine as VOICEFARM_XTTS_* configures it; `settings` is the core's, for the protocol."""
     own = XttsSettings()
-    return XttsEngine(own.model_dir, device=own.device, latents_cache_size=own.latents_cache_size,
-                      latents_store=LatentsStore())
+    return XttsEngine(
+        own.model_dir, device=own.device, latents_cache_size=own.latents_cache_size, latents_store=LatentsStore()
+    )
