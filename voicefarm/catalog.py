@@ -21,7 +21,7 @@ from voicefarm.settings import Settings
 
 
 @dataclass(frozen=True)
-class Route:
+class Candidate:
     """One engine a job may run on, the voice it speaks there, and its model version: what goes
     into the content key besides the request itself."""
 
@@ -43,24 +43,24 @@ class Catalog:
     def voice(self, voice_id: str) -> Voice | None:
         return next((v for _, v in self.voices() if v.id == voice_id), None)
 
-    def routes(self, quality: str, voice: Voice, language: str) -> list[Route]:
+    def candidates(self, quality: str, voice: Voice, language: str) -> list[Candidate]:
         """The tier's engines that can speak this request, best first: engines that clone the
         voice, or have it; then, for a cloned voice, engines with its fallback built-in voice;
         last, engines that stand in with a voice of their own in the language. Within each
         group, the tier's order."""
         primary = language.split("-")[0]
-        groups: tuple[list[Route], list[Route], list[Route]] = ([], [], [])
+        groups: tuple[list[Candidate], list[Candidate], list[Candidate]] = ([], [], [])
         for name in self.settings.tiers[quality]:
             caps = self.engines.get(name)
             if caps is None or primary not in caps.languages:
                 continue
             if voice.cloned and caps.cloning:
-                groups[0].append(Route(name, caps.model_version, voice))
+                groups[0].append(Candidate(name, caps.model_version, voice))
             elif (own := _voice(caps, voice.fallback if voice.cloned else voice.id, primary)) is not None:
-                groups[1 if voice.cloned else 0].append(Route(name, caps.model_version, own))
+                groups[1 if voice.cloned else 0].append(Candidate(name, caps.model_version, own))
             elif (stand_in := _stand_in(caps, language)) is not None:
-                groups[2].append(Route(name, caps.model_version, stand_in))
-        return [route for group in groups for route in group]
+                groups[2].append(Candidate(name, caps.model_version, stand_in))
+        return [candidate for group in groups for candidate in group]
 
 
 def load(s: Session, settings: Settings) -> Catalog:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from voicefarm.catalog import Route
+from voicefarm.catalog import Candidate
 from voicefarm.engines.base import Voice
 from voicefarm.jobs.keys import content_key, normalise_language, normalise_text, source_key
 
 VOICE = Voice("v", "en-US", version="1")
-ROUTE = Route("piper", "piper-tts-1.8.0", VOICE)
+CANDIDATE = Candidate("piper", "piper-tts-1.8.0", VOICE)
 
 
 def source(voice: Voice = VOICE, **changes) -> str:
     parts = dict(
-        text="Hello there.", language="en-US", speed=1.0, route=Route(ROUTE.engine, ROUTE.model_version, voice)
+        text="Hello there.",
+        language="en-US",
+        speed=1.0,
+        candidate=Candidate(CANDIDATE.engine, CANDIDATE.model_version, voice),
     )
     return source_key(**{**parts, **changes})
 
@@ -25,8 +28,8 @@ def test_every_part_of_the_speech_changes_the_source_key() -> None:
         source(voice=Voice("w", "en-US", version="1")),
         source(language="en-GB"),
         source(speed=1.25),
-        source(route=Route("xtts", "piper-tts-1.8.0", VOICE)),
-        source(route=Route("piper", "piper-tts-1.9.0", VOICE)),
+        source(candidate=Candidate("xtts", "piper-tts-1.8.0", VOICE)),
+        source(candidate=Candidate("piper", "piper-tts-1.9.0", VOICE)),
     ]
     assert len(set(variants)) == len(variants)
     assert all(len(k) == 64 for k in variants)

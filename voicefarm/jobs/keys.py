@@ -7,7 +7,7 @@ import json
 import re
 import unicodedata
 
-from voicefarm.catalog import Route
+from voicefarm.catalog import Candidate
 
 
 def normalise_text(text: str) -> str:
@@ -19,16 +19,16 @@ def normalise_language(tag: str) -> str:
     return "-".join([parts[0].lower(), *(p.upper() if len(p) == 2 else p for p in parts[1:])])
 
 
-def source_key(*, text: str, language: str, speed: float, route: Route) -> str:
+def source_key(*, text: str, language: str, speed: float, candidate: Candidate) -> str:
     """sha256 over what the engine synthesizes: equal keys mean the same speech, in any format."""
     canonical = {
         "text": text,
-        "voice": route.voice.id,
-        "voice_version": route.voice.version,
+        "voice": candidate.voice.id,
+        "voice_version": candidate.voice.version,
         "language": language,
         "speed": round(speed, 3),
-        "engine": route.engine,
-        "model_version": route.model_version,
+        "engine": candidate.engine,
+        "model_version": candidate.model_version,
     }
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 

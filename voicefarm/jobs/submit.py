@@ -14,7 +14,7 @@ from voicefarm import renditions
 from voicefarm.audio import FORMATS
 from voicefarm.breaker import Available
 from voicefarm.cache import AudioCache, CachedAudio
-from voicefarm.catalog import Catalog, Route
+from voicefarm.catalog import Candidate, Catalog
 from voicefarm.engines.base import Voice
 from voicefarm.errors import InvalidRequest, Unavailable
 from voicefarm.jobs.batches import finish_if_done
@@ -48,9 +48,9 @@ class Plan:
     format: str
     speed: float
     sample_rate: int | None
-    routes: list[Route]
-    sources: list[str]  # source key for each route, same order
-    keys: list[str]  # content key for each route, same order
+    candidates: list[Candidate]
+    sources: list[str]  # source key for each candidate, same order
+    keys: list[str]  # content key for each candidate, same order
 
 
 def plan(request: Request, voice: Voice | None, settings: Settings, catalog: Catalog) -> Plan:
@@ -76,13 +76,13 @@ def plan(request: Request, voice: Voice | None, settings: Settings, catalog: Cat
     language = normalise_language(request.language or voice.language)
     if not voice.cloned and language.split("-")[0] != voice.language.split("-")[0]:
         raise InvalidRequest(f"language {language!r} is not supported by voice {voice.id!r} ({voice.language})")
-    routes = catalog.routes(quality, voice, language)
-    if not routes:
+    candidates = catalog.candidates(quality, voice, language)
+    if not candidates:
         raise InvalidRequest(f"no engine in quality tier {quality!r} can speak voice {voice.id!r} in {language!r}")
-    sources = [source_key(text=text, language=language, speed=request.speed, route=r) for r in routes]
+    sources = [source_key(text=text, language=language, speed=request.speed, candidate=c) for c in candidates]
     keys = [content_key(src, request.format, request.sample_rate) for src in sources]
     return Plan(
-        text, voice, language, quality, request.format, request.speed, request.sample_rate, routes, sources, keys
+        text, voice, language, quality, request.format, request.speed, request.sample_rate, candidates, sources, keys
     )
 
 
@@ -114,7 +114,7 @@ def submit(
     hit = cache.lookup(session, p.keys) or convert_master(session, store, cache, p)
     if hit is not None:
         return hit, False
-    start = next((i for i, r in enumerate(p.routes) if live.usable(session, r.engine)), 0)
+    start = next((i for i, r in enumerate(p.candidates) if live.usable(session, r.engine)), 0)
     fields = job_fields(tenant_id, p, start, idempotency_key=idempotency_key, **extra)
     job = Job(**fields)
     session.add(job)
@@ -140,10 +140,10 @@ def submit(
 
 
 def job_fields(tenant_id: str, p: Plan, start: int, **extra: object) -> dict[str, object]:
-    """A job row's fields for a plan, starting on route `start`."""
+    """A job row's fields for a plan, starting on candidate `start`."""
     chain = [
         Link(r.engine, r.voice.id, r.voice.cloned, key, src)
-        for r, key, src in zip(p.routes, p.keys, p.sources, strict=True)
+        for r, key, src in zip(p.candidates, p.keys, p.sources, strict=True)
     ]
     return dict(
         tenant_id=tenant_id,
@@ -156,7 +156,7 @@ def job_fields(tenant_id: str, p: Plan, start: int, **extra: object) -> dict[str
         speed=p.speed,
         output_rate=p.sample_rate,
         chain=[link.to_json() for link in chain],
-        engine=p.routes[start].engine,
+        engine=p.candidates[start].engine,
         content_key=p.keys[start],
         **extra,
     )
