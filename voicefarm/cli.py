@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 from pathlib import Path
@@ -184,21 +185,29 @@ def _dev_key(settings: Settings) -> str:
 
 @app.command()
 def up() -> None:
-    """Run the API and one worker per configured engine in the foreground; Ctrl-C stops all."""
+    """Run the API and one worker per configured engine in the foreground. Ctrl-C, SIGTERM and
+    SIGHUP stop everything it started: a warm shutdown first, then a kill after a grace period."""
     from voicefarm.farm import Farm
 
+    def interrupt(signum: int, _: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    # The children run in sessions of their own, so only this process hears a signal sent to it
+    # (systemd, docker stop, a closed terminal); it must pass it on, or they outlive it.
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, interrupt)
     settings = get_settings()
     migrate()
     console.print(f"API key for local development: [bold]{_dev_key(settings)}[/bold]")
-    with Farm(settings) as farm:
-        farm.wait_ready()
-        console.print(f"farm up at {farm.url} (engines: {', '.join(settings.engines)}); Ctrl-C stops it")
-        try:
+    try:
+        with Farm(settings) as farm:
+            farm.wait_ready()
+            console.print(f"farm up at {farm.url} (engines: {', '.join(settings.engines)}); Ctrl-C stops it")
             while True:
                 farm.check_alive()
                 time.sleep(1)
-        except KeyboardInterrupt:
-            console.print("stopping…")
+    except KeyboardInterrupt as stopped:
+        console.print(f"stopped ({str(stopped) or 'SIGINT'})")
 
 
 def _api_key(settings: Settings) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -88,16 +89,21 @@ class Farm:
                 raise RuntimeError(f"{' '.join(command)} exited with status {proc.returncode}")
 
     def stop(self, timeout: float = 20.0) -> None:
+        """A warm shutdown, then, after `timeout` seconds, a kill of whatever is left."""
         for proc in self.procs:
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)  # Celery: warm shutdown, finishes the job in hand
+                # To the main process only: Celery's warm shutdown lets the pool child finish the
+                # job in hand; the same signal sent to the child too would kill that job.
+                proc.terminate()
         deadline = time.monotonic() + timeout
         for proc in self.procs:
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+                proc.kill()
                 proc.wait()
+            with contextlib.suppress(ProcessLookupError):  # pool children, if any outlived it
+                os.killpg(proc.pid, signal.SIGKILL)
         self.procs.clear()
 
     def __enter__(self) -> Farm:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import io
 import os
 import re
+import signal
 import subprocess
 from pathlib import Path
 
+import pytest
 import soundfile as sf
+
+from tests.net import free_port
 
 
 def test_demo_runs_the_farm_with_no_servers(tmp_path: Path) -> None:
@@ -30,3 +34,40 @@ def test_demo_runs_the_farm_with_no_servers(tmp_path: Path) -> None:
     assert (data / "voicefarm.db").is_file() and any((data / "objects" / "audio").iterdir())
     # Everything it started is gone: no process still has the data directory open.
     assert subprocess.run(["pgrep", "-f", f"{tmp_path}"], capture_output=True).returncode == 1
+
+
+def processes_using(directory: Path) -> list[int]:
+    """Processes whose environment names this data directory: what one `voicefarm up` started."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if f"VOICEFARM_DATA_DIR={directory}".encode() in environ.read_bytes().split(b"\0"):
+                found.append(int(environ.parent.name))
+        except OSError:  # gone while we looked, or not ours to read
+            pass
+    return found
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_up_stops_everything_it_started(tmp_path: Path, stop: signal.Signals) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOICEFARM_")}
+    env |= {"VOICEFARM_DATA_DIR": str(tmp_path), "VOICEFARM_API_PORT": str(free_port())}
+    up = subprocess.Popen(["voicefarm", "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert up.stdout is not None
+        lines = []
+        for line in up.stdout:  # the API, a Piper worker, the webhook worker and the reconciler
+            lines.append(line)
+            if line.startswith("farm up at"):
+                break
+        assert lines and lines[-1].startswith("farm up at"), "".join(lines)
+        children = [pid for pid in processes_using(tmp_path) if pid != up.pid]
+        assert len(children) >= 4, children
+        up.send_signal(stop)
+        rest, _ = up.communicate(timeout=60)
+        assert up.returncode == 0, "".join(lines) + rest
+        assert f"stopped ({stop.name})" in rest, rest
+        assert processes_using(tmp_path) == [], "children outlived voicefarm up"
+    finally:
+        if up.poll() is None:
+            up.kill()

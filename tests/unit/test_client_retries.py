@@ -126,3 +126,11 @@ def test_verify_signature() -> None:
     assert verify_signature(secret, body, signature(secret, body, now - 3600), tolerance=7200)
     for garbage in ("", "v1=" + mac, f"t=soon,v1={mac}", "t", f"t={now}"):
         assert not verify_signature(secret, body, garbage), garbage
+
+
+def test_waiting_on_a_cache_hit_returns_it_without_a_call() -> None:
+    """A cache hit has no job behind it (id None): it is already final, so nothing is polled."""
+    hit = JobOut.model_validate({**QUEUED, "id": None, "status": "succeeded", "cache": "hit"})
+    with Scripted([]) as server, Client(server.url, "key") as client:
+        assert client.wait(hit) == hit
+    assert server.requests == []
