@@ -193,8 +193,9 @@ def up() -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
     # The children run in sessions of their own, so only this process hears a signal sent to it
-    # (systemd, docker stop, a closed terminal); it must pass it on, or they outlive it.
-    for stop_signal in (signal.SIGTERM, signal.SIGHUP):
+    # (systemd, docker stop, a closed terminal); it must pass it on, or they outlive it. SIGINT
+    # too: a shell that started us in the background had us inherit it ignored.
+    for stop_signal in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(stop_signal, interrupt)
     settings = get_settings()
     migrate()
@@ -207,7 +208,7 @@ def up() -> None:
                 farm.check_alive()
                 time.sleep(1)
     except KeyboardInterrupt as stopped:
-        console.print(f"stopped ({str(stopped) or 'SIGINT'})")
+        console.print(f"stopped ({stopped})")
 
 
 def _api_key(settings: Settings) -> str:
