@@ -7,6 +7,7 @@ points the same fields at Redis, PostgreSQL and an S3 endpoint.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
@@ -44,6 +45,8 @@ class Settings(BaseSettings):
     api_port: int = 8000
     public_url: str = ""  # how clients reach the API (for URLs in webhooks); default http://api_host:api_port
     batch_max_items: int = 10_000
+    # Internal networks callbacks may reach; none by default: see voicefarm/callbacks.py.
+    callback_allow_cidrs: list[str] = Field(default_factory=list)
     flower_basic_auth: str | None = None  # "user:password"; Flower will not start without it
     # POST /v1/audio/speech, for OpenAI clients: model -> quality tier; OpenAI voice name -> farm
     # voice (one not listed speaks in default_voice); how long it waits for a job before a 504.
@@ -124,6 +127,8 @@ class Settings(BaseSettings):
             self.broker_url = "filesystem://"
         if not self.storage_url:
             self.storage_url = (self.data_dir / "objects").as_uri()
+        for cidr in self.callback_allow_cidrs:
+            ipaddress.ip_network(cidr)  # a typo fails at start, not at the first callback
         for name, (soft, hard) in {
             "default": (self.task_soft_time_limit, self.task_time_limit),
             **self.engine_time_limits,

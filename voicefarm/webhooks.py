@@ -15,7 +15,8 @@ from celery import Task
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from voicefarm import db
+from voicefarm import callbacks, db
+from voicefarm.errors import InvalidRequest
 from voicefarm.models import Batch, Job, Tenant
 from voicefarm.queue import app
 from voicefarm.settings import get_settings
@@ -86,7 +87,19 @@ def deliver(self: Task, kind: str, object_id: str) -> None:
         HEADER: signature(secret, raw, int(time.time())),
     }
     try:
-        response = httpx.post(url, content=raw, headers=headers, timeout=10)
+        target = callbacks.check(url, get_settings())
+    except InvalidRequest as refused:  # its host now resolves inside the network: rebinding
+        log.warning("callback %s %s not delivered: %s", kind, object_id, refused.message)
+        return
+    try:
+        # The checked address, not the name again: the name could resolve elsewhere by now.
+        with httpx.Client(timeout=10, follow_redirects=False) as client:
+            response = client.post(
+                target.url,
+                content=raw,
+                headers={**headers, "Host": target.host_header},
+                extensions={"sni_hostname": target.host},
+            )
         response.raise_for_status()
     except httpx.HTTPError as e:
         log.warning("callback %s %s to %s failed (try %d): %s", kind, object_id, url, self.request.retries + 1, e)

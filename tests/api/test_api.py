@@ -4,9 +4,11 @@ may see it, and how each error of the farm's tree becomes an HTTP status and a m
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+from sqlalchemy import func, select
 
 from voicefarm import db, stats
 from voicefarm.auth import create_key
+from voicefarm.models import Batch, Job
 from voicefarm.settings import get_settings
 
 
@@ -59,3 +61,19 @@ def test_uploads_are_refused_with_their_reason_and_status(http: TestClient) -> N
     )
     assert no_consent.status_code == 422 and no_consent.json()["error"].startswith("consent must be true")
     assert http.get("/v1/voices/nobody").status_code == 404
+
+
+def test_callbacks_into_the_farms_network_are_refused_and_nothing_is_kept(http: TestClient) -> None:
+    before = queued()
+    for url, kind in [
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("http://2130706433:8000/", "loopback"),
+    ]:
+        job = http.post("/v1/jobs", json={"text": "Call the inside.", "callback_url": url})
+        assert job.status_code == 422 and f"a {kind} address" in job.json()["error"], job.text
+        batch = http.post("/v1/batches", json={"phrases": ["Call the inside."], "callback_url": url})
+        assert batch.status_code == 422 and f"a {kind} address" in batch.json()["error"], batch.text
+    assert queued() == before
+    with db.session() as s:
+        assert s.scalar(select(func.count(Job.id)).where(Job.text == "Call the inside.")) == 0
+        assert s.scalar(select(func.count(Batch.id)).where(Batch.callback_url.is_not(None))) == 0

@@ -89,6 +89,7 @@ ALLOWED = {
     "openai_wait_seconds": "product default (60 s); a proxy in front of the API must wait longer",
     "xtts_latents_cache_size": "per-process LRU of voices' latents; the default fits a GPU worker",
     "styletts2_style_cache_size": "per-process LRU of voices' style vectors; the default fits a GPU worker",
+    "callback_allow_cidrs": "none by default: an operator adds its own internal receivers, knowingly",
     "breaker_failures": "circuit breaker policy (5 failures in a row): the default the breaker tests exercise",
     "breaker_cooldown_seconds": "circuit breaker policy (60 s); the alert fires after 5 minutes degraded",
     "self_test_text": "the workers' probe sentence: short enough for every engine's limits",

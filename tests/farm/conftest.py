@@ -79,6 +79,7 @@ ENV = {
     "VOICEFARM_HEARTBEAT_SECONDS": "1",
     "VOICEFARM_WORKER_DEAD_AFTER_SECONDS": "4",
     "VOICEFARM_BREAKER_COOLDOWN_SECONDS": "5",
+    "VOICEFARM_CALLBACK_ALLOW_CIDRS": '["127.0.0.0/8"]',  # the tests' own callback receivers
     "VOICEFARM_TEST_FLAPPING_FLAG": str(TMP / "flapping-is-down"),
     "VOICEFARM_XTTS_MODEL_DIR": str(TMP / "xtts-model"),
     "HF_HUB_OFFLINE": "1",  # nothing is downloaded at test time

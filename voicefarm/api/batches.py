@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
+from voicefarm import callbacks
 from voicefarm.api.deps import DB, Caller, get_catalog, get_live
 from voicefarm.cache import get_cache
 from voicefarm.errors import InvalidRequest, NotFound
@@ -44,6 +45,8 @@ def plans(s: DB, tenant_id: str, body: BatchRequest) -> list[submit.Plan]:
 
 def create(s: DB, tenant_id: str, body: BatchRequest) -> Batch:
     callback = str(body.callback_url) if body.callback_url else None
+    if callback is not None:
+        callbacks.check(callback, get_settings())
     batch, to_send = submit.create_batch(
         s, get_cache(), get_store(), tenant_id, plans(s, tenant_id, body), live=get_live()(), callback_url=callback
     )

@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 
+from voicefarm import callbacks
 from voicefarm.api.deps import DB, Caller, current_catalog, get_live
 from voicefarm.audio import content_type
 from voicefarm.cache import CachedAudio, get_cache
@@ -57,6 +58,8 @@ async def accept(s: Session, tenant_id: str, body: JobRequest, idempotency_key: 
     # idempotency key skips it, to get its first job back.
     hit = None if idempotency_key else await get_cache().peek(p.keys[0])
     callback = str(body.callback_url) if body.callback_url else None
+    if callback is not None:  # resolving its host may block: off the event loop
+        await run_in_threadpool(callbacks.check, callback, settings)
     result = hit if hit is not None else await run_in_threadpool(submit, s, tenant_id, p, idempotency_key, callback)
     cache_requests.labels("hit" if isinstance(result, CachedAudio) else "miss").inc()
     return result
