@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+# No control characters but tab and line breaks: a NUL cannot be stored (PostgreSQL refuses it)
+# and the rest are never speech. As a pattern, so the OpenAPI schema carries the rule too.
+PRINTABLE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+Text = Annotated[str, Field(pattern=PRINTABLE)]
 
 
 class JobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(description="What to say.")
-    voice: str | None = Field(None, description="A voice id from GET /v1/voices; the farm's default if omitted.")
-    language: str | None = Field(None, description="BCP-47 tag such as en or en-US; the voice's own if omitted.")
-    quality: str | None = Field(None, description="Quality tier: highest, high, medium or fast.")
-    format: str = Field(
+    text: Text = Field(description="What to say.")
+    voice: Text | None = Field(None, description="A voice id from GET /v1/voices; the farm's default if omitted.")
+    language: Text | None = Field(None, description="BCP-47 tag such as en or en-US; the voice's own if omitted.")
+    quality: Text | None = Field(None, description="Quality tier: highest, high, medium or fast.")
+    format: Text = Field(
         "wav",
         description="wav, flac, mp3, ogg (Vorbis), opus (Ogg Opus), aac (ADTS) or pcm (raw 16-bit little-endian mono).",
     )
@@ -116,11 +121,11 @@ class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     items: list[BatchItemRequest] | None = None
-    phrases: list[str] | None = None
-    voices: list[str] | None = Field(None, description="With phrases: each phrase in each voice.")
-    language: str | None = None
-    quality: str | None = None
-    format: str = "wav"
+    phrases: list[Text] | None = None
+    voices: list[Text] | None = Field(None, description="With phrases: each phrase in each voice.")
+    language: Text | None = None
+    quality: Text | None = None
+    format: Text = "wav"
     speed: float = 1.0
     sample_rate: int | None = None
     callback_url: HttpUrl | None = Field(None, description="POSTed the finished batch, signed like job callbacks.")

@@ -73,3 +73,41 @@ def test_bearer_key_works(app: TestClient, api_key: str) -> None:
 def test_unknown_job_and_unready_audio(http: TestClient) -> None:
     assert http.get("/v1/jobs/doesnotexist").json()["error"] == "no job 'doesnotexist'"
     assert http.get("/v1/audio/" + "0" * 64 + ".wav").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "where"),
+    [
+        ("GET", "/v1/audio/..%00.wav", "path"),
+        ("GET", "/v1/jobs/%00", "path"),
+        ("GET", "/v1/voices/x%1by", "path"),
+        ("GET", "/v1/voices?x=%00", "query"),
+    ],
+)
+def test_control_characters_in_a_path_or_query_are_a_400(http: TestClient, method: str, path: str, where: str) -> None:
+    r = http.request(method, path)
+    assert r.status_code == 400 and r.json()["error"] == f"the request's {where} contains a control character"
+
+
+@pytest.mark.parametrize("field", ["text", "voice", "language", "quality", "format"])
+def test_control_characters_in_json_are_refused_and_nothing_is_kept(http: TestClient, field: str) -> None:
+    before = state()
+    r = http.post("/v1/jobs", json={"text": "Fine.", field: "bad\x00value"})
+    assert (
+        r.status_code == 422
+        and r.json()["error"] == f"{field}: contains a control character (only tab and line breaks are allowed)"
+    )
+    assert state() == before
+
+
+def test_line_breaks_and_tabs_in_text_are_speech_not_errors(http: TestClient) -> None:
+    assert http.post("/v1/jobs", json={"text": "Line one.\nLine\ttwo.\r\n"}).status_code == 202
+
+
+def test_control_characters_in_form_fields_are_refused(http: TestClient) -> None:
+    r = http.post(
+        "/v1/voices",
+        data={"name": "Nar\x00rator", "language": "en", "consent": "true"},
+        files={"file": ("a.wav", b"RIFF", "audio/wav")},
+    )
+    assert r.status_code == 422 and r.json()["error"].startswith("name: contains a control character")

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+from urllib.parse import unquote
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voicefarm import __version__, errors
 from voicefarm.api import admin, batches, health, jobs, openai, voices
+from voicefarm.schemas import PRINTABLE
 
 # The one place an error of the farm's becomes an HTTP status; the most specific class wins.
 STATUS: dict[type[errors.VoicefarmError], int] = {
@@ -33,6 +39,42 @@ def _field(loc: tuple[str | int, ...]) -> str:
     return ".".join(str(p) for p in loc if p != "body") or "body"
 
 
+def _message(problem: dict[str, Any]) -> str:
+    if problem["type"] == "string_pattern_mismatch" and problem.get("ctx", {}).get("pattern") == PRINTABLE:
+        return "contains a control character (only tab and line breaks are allowed)"
+    return str(problem["msg"])
+
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+HEADER_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is allowed in a header value
+
+
+class RefuseControlCharacters:
+    """A 400 for a path, query or header value with a control character (a NUL in a path once
+    reached PostgreSQL as a 500). Plain ASGI, so the cache-hit path pays three regex searches."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            # ASGI hands the path already percent-decoded, the query string not.
+            where = (
+                "path"
+                if CONTROL.search(scope["path"])
+                else "query"
+                if CONTROL.search(unquote(scope["query_string"].decode("latin-1")))
+                else "header"
+                if any(HEADER_CONTROL.search(value.decode("latin-1")) for _, value in scope["headers"])
+                else None
+            )
+            if where is not None:
+                response = JSONResponse({"error": f"the request's {where} contains a control character"}, 400)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app() -> FastAPI:
     app = FastAPI(title="voicefarm", version=__version__, description="Distributed text-to-speech farm.")
     for module in (health, jobs, batches, voices, openai, admin):
@@ -51,7 +93,7 @@ def create_app() -> FastAPI:
         problems = e.errors()
         if any(p["type"] == "json_invalid" for p in problems):
             return JSONResponse({"error": "malformed JSON body"}, status_code=400)
-        message = "; ".join(f"{_field(p['loc'])}: {p['msg']}" for p in problems)
+        message = "; ".join(f"{_field(p['loc'])}: {_message(p)}" for p in problems)
         return JSONResponse({"error": message}, status_code=422)
 
     @app.exception_handler(OperationalError)
@@ -63,6 +105,7 @@ def create_app() -> FastAPI:
     async def cache_down(_: Request, e: RedisError) -> JSONResponse:
         return JSONResponse({"error": f"cache unavailable: {e}"}, status_code=503)
 
+    app.add_middleware(RefuseControlCharacters)
     return app
 
 

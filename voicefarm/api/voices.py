@@ -16,7 +16,7 @@ from voicefarm.errors import InvalidRequest, NotFound
 from voicefarm.jobs.keys import normalise_language
 from voicefarm.models import ClonedVoice
 from voicefarm.reference import Analysis
-from voicefarm.schemas import ClonedVoiceOut, Problem, SampleAnalysis, VoiceOut
+from voicefarm.schemas import PRINTABLE, ClonedVoiceOut, Problem, SampleAnalysis, VoiceOut
 from voicefarm.settings import get_settings
 from voicefarm.storage import get_store
 
@@ -88,12 +88,14 @@ def _consent(consent: bool) -> None:
 def upload_voice(
     s: DB,
     caller: Caller,
-    name: Annotated[str, Form(min_length=1, max_length=200)],
+    name: Annotated[str, Form(min_length=1, max_length=200, pattern=PRINTABLE)],
     language: Annotated[str, Form(pattern=LANGUAGE_TAG, description="BCP-47 tag, e.g. en or en-US")],
     file: Annotated[UploadFile, File(description="WAV, FLAC, MP3 or OGG; 3–30 s of one speaker")],
     consent: Annotated[bool, Form(description="true: the speaker agreed to be cloned")],
-    description: Annotated[str | None, Form(max_length=2000)] = None,
-    fallback_voice: Annotated[str | None, Form(description="Built-in voice for engines that cannot clone")] = None,
+    description: Annotated[str | None, Form(max_length=2000, pattern=PRINTABLE)] = None,
+    fallback_voice: Annotated[
+        str | None, Form(pattern=PRINTABLE, description="Built-in voice for engines that cannot clone")
+    ] = None,
 ) -> ClonedVoiceOut:
     """Upload a reference sample. It is analysed and refused, with the reason, when it cannot
     clone a voice; nothing is stored for a refused upload."""
@@ -135,9 +137,9 @@ def update_voice(
     voice_id: str,
     s: DB,
     caller: Caller,
-    name: Annotated[str | None, Form(min_length=1, max_length=200)] = None,
-    description: Annotated[str | None, Form(max_length=2000)] = None,
-    fallback_voice: Annotated[str | None, Form()] = None,
+    name: Annotated[str | None, Form(min_length=1, max_length=200, pattern=PRINTABLE)] = None,
+    description: Annotated[str | None, Form(max_length=2000, pattern=PRINTABLE)] = None,
+    fallback_voice: Annotated[str | None, Form(pattern=PRINTABLE)] = None,
     file: Annotated[UploadFile | None, File(description="A new sample: makes a new voice version")] = None,
     consent: Annotated[bool, Form()] = False,
 ) -> ClonedVoiceOut:
