@@ -91,7 +91,6 @@ def worker(
     from voicefarm.worker import ENGINE_ENV
 
     os.environ[ENGINE_ENV] = engine
-    from voicefarm.broker import queue_name
     from voicefarm.heartbeat import Heartbeat
     from voicefarm.queue import app as celery
 
@@ -100,7 +99,7 @@ def worker(
     argv = [
         "worker",
         "-Q",
-        queue_name(engine),
+        broker.queue_name(engine),
         "-P",
         "prefork",
         "-c",
