@@ -46,6 +46,7 @@ test: check  ## real Redis, PostgreSQL, S3 (rclone), worker processes and both e
 bench: $(STAMP)
 	bash tests/services.sh
 	$(PY) -m bench
+	$(PY) -m bench.metrics
 	bash workers/xtts/setup.sh
 	workers/xtts/.venv/bin/python -m bench.xtts
 
@@ -58,8 +59,8 @@ flower: $(STAMP)  ## Celery's dashboard; needs VOICEFARM_FLOWER_BASIC_AUTH=user:
 # `make lock` after changing a dependency: what is already locked stays where it is.
 # `make upgrade` re-resolves everything to the newest releases the inputs allow.
 lock: $(STAMP)
-	$(LOCK) $(UPGRADE) pyproject.toml --extra piper --extra google --extra ops --extra test -o locks/core.txt
-	$(LOCK) pyproject.toml --extra piper --extra google --extra ops -c locks/core.txt -o locks/runtime.txt
+	$(LOCK) $(UPGRADE) pyproject.toml --extra piper --extra google --extra ops --extra align --extra test -o locks/core.txt
+	$(LOCK) pyproject.toml --extra piper --extra google --extra ops --extra align -c locks/core.txt -o locks/runtime.txt
 	echo uv | $(LOCK) - -c locks/core.txt -o locks/uv.txt
 	$(LOCK) $(UPGRADE) workers/xtts/requirements.in pyproject.toml -o locks/xtts.txt
 	$(LOCK) $(UPGRADE) workers/styletts2/requirements.in pyproject.toml -o locks/styletts2.txt

@@ -4,6 +4,7 @@ other (VOICEFARM_PLUGINS) and claim the Piper voice, so a chain can fall back to
 Each passes its worker's self-test (the probe sentence gets a plausible tone) and fails only
 real jobs, as an engine does that breaks after start-up: a GPU that starts failing, a remote
 service that goes down. `dud` fails from the start, and its worker must refuse to run.
+`stutters` streams its first piece of audio, then fails: a failure a listener has already heard.
 """
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 
-from voicefarm.engines.base import Audio, Capabilities, SynthesisRequest, Voice
+from voicefarm.engines.base import Audio, Capabilities, SynthesisRequest, Voice, Word
 from voicefarm.settings import get_settings
 
 VOICE = Voice("en_US-joe-medium", "en-US", "joe", 22050)
 # While this file exists, `flapping` fails every job; the breaker tests create and remove it.
 FLAPPING_FLAG = "VOICEFARM_TEST_FLAPPING_FLAG"
+SLOW_SECONDS = "VOICEFARM_TEST_SLOW_SECONDS"
 
 
 def tone(text: str, rate: int = 22050) -> Audio:
@@ -89,6 +92,37 @@ class Flapping(FaultEngine):
         return tone(request.text)
 
 
+class Slow(FaultEngine):
+    """Speaks (a tone) after a few seconds: time for a test to kill the worker in the middle."""
+
+    def fail(self, request: SynthesisRequest) -> Audio:
+        time.sleep(float(os.environ.get(SLOW_SECONDS, "3")))
+        return tone(request.text)
+
+
+class Stutters(FaultEngine):
+    """Streams one sentence's worth of tone, then fails."""
+
+    def stream(self, request: SynthesisRequest) -> Iterator[Audio]:
+        yield tone("A first sentence, heard at once.")
+        raise RuntimeError("stutters: failed after its first piece")
+
+    def fail(self, request: SynthesisRequest) -> Audio:
+        raise RuntimeError("stutters: failed")
+
+
+class Timed(FaultEngine):
+    """Knows when it says each word, as an engine with its own alignments does: a tone, its
+    words evenly spaced, spelled its own way (lower case, no punctuation)."""
+
+    def fail(self, request: SynthesisRequest) -> Audio:
+        audio = tone(request.text)
+        spoken = [word.strip(".,!?").lower() for word in request.text.split()]
+        step = audio.duration / len(spoken)
+        words = tuple(Word(word, i * step, (i + 0.8) * step) for i, word in enumerate(spoken))
+        return Audio(audio.samples, audio.sample_rate, words)
+
+
 class Dud(FaultEngine):
     """Broken from the start: even its self-test probe fails."""
 
@@ -114,6 +148,18 @@ def silent(settings) -> Silent:
 
 def flapping(settings) -> Flapping:
     return Flapping("flapping")
+
+
+def slow(settings) -> Slow:
+    return Slow("slow")
+
+
+def stutters(settings) -> Stutters:
+    return Stutters("stutters")
+
+
+def timed(settings) -> Timed:
+    return Timed("timed")
 
 
 def dud(settings) -> Dud:

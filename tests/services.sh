@@ -35,3 +35,8 @@ if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   fi
 fi
 echo "services: postgresql ok"
+
+# The console's browser tests (tests/farm/test_console.py) drive Debian's Chromium with Playwright:
+# Playwright's own browser download would need the internet.
+command -v chromium >/dev/null || apt_install chromium
+echo "services: chromium ok"

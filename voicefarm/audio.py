@@ -1,7 +1,7 @@
 """Encoding synthesized PCM into the formats clients ask for, at the rate they ask for.
 
-libsndfile (soundfile) writes WAV, FLAC, MP3, Ogg Vorbis and Ogg Opus; PyAV (FFmpeg) writes AAC;
-soxr resamples. Nothing here is hand-rolled but raw PCM, which is just the samples.
+libsndfile (soundfile) writes WAV, FLAC, MP3, Ogg Vorbis, Ogg Opus and raw PCM; PyAV (FFmpeg)
+writes AAC; soxr resamples. Live streams are encoded piece by piece in voicefarm.encoder.
 """
 
 from __future__ import annotations
@@ -15,7 +15,13 @@ import soxr
 
 from voicefarm.engines.base import Audio
 
-OPUS_RATES = (8000, 12000, 16000, 24000, 48000)  # the only rates Opus encodes
+# The only rates these codecs encode (libsndfile's MP3, FFmpeg's AAC). Any other rate a request
+# may ask for becomes the next one up: a job must not fail on every engine over its rate.
+CODEC_RATES = {
+    "opus": (8000, 12000, 16000, 24000, 48000),
+    "mp3": (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000),
+    "aac": (7350, 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000),
+}
 CLIP_LEVEL = 0.999  # a float sample at or above this has hit full scale
 
 
@@ -24,6 +30,7 @@ class Format:
     media_type: str
     container: str | None = None  # libsndfile's name; None: encoded otherwise
     subtype: str | None = None
+    endian: str = "FILE"  # the container's own; raw PCM has no header to say it, so it is fixed
 
 
 FORMATS: dict[str, Format] = {
@@ -33,7 +40,7 @@ FORMATS: dict[str, Format] = {
     "ogg": Format("audio/ogg", "OGG", "VORBIS"),
     "opus": Format("audio/ogg; codecs=opus", "OGG", "OPUS"),
     "aac": Format("audio/aac"),  # ADTS stream, via PyAV
-    "pcm": Format("audio/L16"),  # raw signed 16-bit little-endian mono, no header
+    "pcm": Format("audio/L16", "RAW", "PCM_16", "LITTLE"),  # raw signed 16-bit little-endian mono, no header
 }
 MASTER = "flac"  # every synthesis also keeps a lossless master, so other formats never re-synthesize
 
@@ -44,8 +51,9 @@ def content_type(fmt: str) -> str:
 
 def output_rate(fmt: str, native: int, requested: int | None) -> int:
     rate = requested or native
-    if fmt == "opus" and rate not in OPUS_RATES:
-        rate = min((r for r in OPUS_RATES if r >= rate), default=48000)
+    allowed = CODEC_RATES.get(fmt)
+    if allowed is not None and rate not in allowed:
+        rate = min((r for r in allowed if r >= rate), default=allowed[-1])
     return rate
 
 
@@ -55,13 +63,11 @@ def encode(audio: Audio, fmt: str, sample_rate: int | None = None) -> tuple[byte
     samples = np.clip(audio.samples, -1.0, 1.0).astype(np.float32)
     if rate != audio.sample_rate:
         samples = soxr.resample(samples, audio.sample_rate, rate).astype(np.float32)
-    if fmt == "pcm":
-        return (samples * 32767).astype("<i2").tobytes(), rate
     if fmt == "aac":
         return _aac(samples, rate), rate
     spec = FORMATS[fmt]
     buf = io.BytesIO()
-    sf.write(buf, samples, rate, format=spec.container, subtype=spec.subtype)
+    sf.write(buf, samples, rate, format=spec.container, subtype=spec.subtype, endian=spec.endian)
     return buf.getvalue(), rate
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from redis import Redis
 
+from voicefarm.cache import connect
 from voicefarm.settings import Settings
 
 
@@ -54,7 +55,14 @@ class RedisBroker(Broker):
     def transport_options(self) -> dict[str, Any]:
         # Redis redelivers an unacked message after the visibility timeout: it must outlast the
         # longest task, or a slow job would run twice.
-        return {"visibility_timeout": self.settings.longest_task * 2 + 60, "global_keyprefix": self.prefix}
+        # Its priority steps are the farm's fairness levels, each a list Redis serves in turn.
+        from voicefarm.jobs.fairness import LEVELS
+
+        return {
+            "visibility_timeout": self.settings.longest_task * 2 + 60,
+            "global_keyprefix": self.prefix,
+            "priority_steps": LEVELS,
+        }
 
     def worker_flags(self) -> list[str]:
         return []
@@ -122,7 +130,7 @@ class FilesystemBroker(Broker):
 @cache
 def _client(url: str) -> Redis:
     """One pooled client per broker URL, for reading its lists."""
-    return Redis.from_url(url, socket_timeout=2)
+    return connect(url)
 
 
 def for_settings(settings: Settings) -> Broker:

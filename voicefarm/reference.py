@@ -13,14 +13,11 @@ import numpy as np
 import pyloudnorm
 import soundfile as sf
 import soxr
-import webrtcvad
 
+from voicefarm import vad
 from voicefarm.audio import CLIP_LEVEL
 from voicefarm.errors import SampleRejected, UnreadableSample
 from voicefarm.settings import Settings
-
-VAD_RATE = 16000
-VAD_FRAME = 480  # 30 ms at 16 kHz
 
 
 @dataclass
@@ -60,14 +57,8 @@ def _frame_energies_db(mono: np.ndarray, rate: int) -> np.ndarray:
 
 
 def _speech_ratio(mono: np.ndarray, rate: int) -> float:
-    pcm = soxr.resample(mono, rate, VAD_RATE) if rate != VAD_RATE else mono
-    pcm16 = (np.clip(pcm, -1, 1) * 32767).astype("<i2")
-    vad = webrtcvad.Vad(3)  # the strictest mode: tones and noise should not pass for speech
-    n = len(pcm16) // VAD_FRAME
-    if n == 0:
-        return 0.0
-    voiced = sum(bool(vad.is_speech(pcm16[i * VAD_FRAME : (i + 1) * VAD_FRAME].tobytes(), VAD_RATE)) for i in range(n))
-    return voiced / n
+    frames = vad.voiced(mono, rate)  # the strictest mode: tones and noise should not pass for speech
+    return float(frames.mean()) if frames.size else 0.0
 
 
 def analyse(samples: np.ndarray, rate: int, fmt: str) -> Analysis:
@@ -95,9 +86,13 @@ def analyse(samples: np.ndarray, rate: int, fmt: str) -> Analysis:
     )
 
 
+SILENT_PEAK_DBFS = -60.0  # a sample that never gets louder than this is refused as silent
+QUIET_LUFS = -35.0  # one quieter than this clones, with a warning
+
+
 def judge(a: Analysis, settings: Settings) -> None:
     """Refuse what cannot clone a voice; add warnings for what will clone it badly."""
-    if a.peak_dbfs < -60:
+    if a.peak_dbfs < SILENT_PEAK_DBFS:
         raise SampleRejected(f"the recording is silent (peak {a.peak_dbfs} dBFS)")
     if not settings.voice_min_seconds <= a.duration <= settings.voice_max_seconds:
         raise SampleRejected(
@@ -124,7 +119,7 @@ def judge(a: Analysis, settings: Settings) -> None:
         a.warnings.append(f"shorter than {settings.voice_recommended_seconds:g} s, cloning quality will suffer")
     if a.snr_db < settings.voice_min_snr_db + 10:
         a.warnings.append(f"background noise is audible (estimated SNR {a.snr_db} dB)")
-    if a.loudness_lufs < -35:
+    if a.loudness_lufs < QUIET_LUFS:
         a.warnings.append(f"very quiet recording ({a.loudness_lufs} LUFS)")
 
 

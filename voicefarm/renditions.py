@@ -3,17 +3,22 @@ asked for. Other formats are converted from the master, never synthesized again.
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from voicefarm.audio import MASTER, content_type, decode, encode
 from voicefarm.cache import AudioCache, CachedAudio
-from voicefarm.models import Job, Rendition
+from voicefarm.models import Alignment, Job, Rendition, utcnow
 from voicefarm.storage import Store
 
 
 def master_key(source: str) -> str:
     return f"audio/master/{source}.{MASTER}"
+
+
+def content_key_of(object_key: str) -> str:
+    """The content key in an audio object's key, `audio/<content key>.<format>`."""
+    return object_key.removeprefix("audio/").rsplit(".", 1)[0]
 
 
 def record(session: Session, audio: CachedAudio, source: str, voice: str) -> None:
@@ -28,6 +33,7 @@ def record(session: Session, audio: CachedAudio, source: str, voice: str) -> Non
             format=audio.format,
             duration=audio.duration,
             sample_rate=audio.sample_rate,
+            last_used_at=utcnow(),  # made again: a use, even of a key that existed
         )
     )
 
@@ -48,14 +54,17 @@ def convert(
 
 
 def purge(session: Session, store: Store, cache: AudioCache, voice: str | None = None) -> int:
-    """Delete renditions (all, or one voice's) with their masters: objects, cache keys and rows.
-    Jobs that pointed at them keep their record but no longer offer audio. Returns how many."""
+    """Delete renditions (all, or one voice's) with their masters and word timestamps: objects,
+    cache keys and rows. Jobs that pointed at them keep their record but no longer offer audio.
+    Returns how many."""
     query = select(Rendition) if voice is None else select(Rendition).where(Rendition.voice == voice)
     rows = session.scalars(query).all()
     for row in rows:
         store.delete(row.object_key)
-    for source in {row.source_key for row in rows if row.source_key}:
+    sources = {row.source_key for row in rows if row.source_key}
+    for source in sources:
         store.delete(master_key(source))
+    session.execute(delete(Alignment).where(Alignment.source_key.in_(sources)))
     cache.forget([row.content_key for row in rows])
     keys = [row.object_key for row in rows]
     for start in range(0, len(keys), 500):

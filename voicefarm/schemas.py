@@ -5,39 +5,63 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StrictBool, UrlConstraints, model_validator
 
 # No control characters but tab and line breaks: a NUL cannot be stored (PostgreSQL refuses it)
 # and the rest are never speech. As a pattern, so the OpenAPI schema carries the rule too.
 PRINTABLE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+# What a path, query or header value may hold (api.app.RefuseControlCharacters): no control
+# character at all, but a tab in a header.
+PLAIN = r"^[^\x00-\x1f\x7f]*$"
+HEADER_VALUE = r"^[^\x00-\x08\x0a-\x1f\x7f]*$"
+LANGUAGE_TAG = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
+# Limits are those of the database columns the values are stored in (voicefarm.models).
 Text = Annotated[str, Field(pattern=PRINTABLE)]
+Name = Annotated[str, Field(pattern=PRINTABLE, max_length=200)]  # a voice id
+Language = Annotated[str, Field(pattern=LANGUAGE_TAG, max_length=16, description="BCP-47 tag, e.g. en or en-US")]
+CallbackUrl = Annotated[HttpUrl, UrlConstraints(max_length=2000)]
 
 
 class JobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: Text = Field(description="What to say.")
-    voice: Text | None = Field(None, description="A voice id from GET /v1/voices; the farm's default if omitted.")
-    language: Text | None = Field(None, description="BCP-47 tag such as en or en-US; the voice's own if omitted.")
-    quality: Text | None = Field(None, description="Quality tier: highest, high, medium or fast.")
+    voice: Name | None = Field(None, description="A voice id from GET /v1/voices; the farm's default if omitted.")
+    language: Language | None = Field(None, description="BCP-47 tag such as en or en-US; the voice's own if omitted.")
+    quality: Text | None = Field(None, description="A quality tier; the farm's default if omitted.")
     format: Text = Field(
         "wav",
         description="wav, flac, mp3, ogg (Vorbis), opus (Ogg Opus), aac (ADTS) or pcm (raw 16-bit little-endian mono).",
     )
     speed: float = Field(1.0, description="Speaking rate; 1.0 is the voice's natural pace.")
-    sample_rate: int | None = Field(None, description="Output rate in Hz (8000–48000); the engine's own if omitted.")
-    callback_url: HttpUrl | None = Field(
+    sample_rate: int | None = Field(None, description="Output rate in Hz; the engine's own if omitted.")
+    callback_url: CallbackUrl | None = Field(
         None, description="POSTed the finished job, signed with the tenant's webhook secret (X-Voicefarm-Signature)."
+    )
+    timestamps: StrictBool = Field(
+        False,
+        description="Also time each word: GET /v1/jobs/{id}/timestamps and captions.vtt / captions.srt once aligned. "
+        "A cache hit that asks for them is recorded as a job (200, cache: hit).",
     )
 
 
 class AttemptOut(BaseModel):
     engine: str
+    segment: int | None = Field(None, description="The document's segment it spoke; null: the job itself.")
     worker: str
     outcome: str
     error: str | None
     started_at: datetime
     finished_at: datetime | None
+
+
+class SegmentsOut(BaseModel):
+    """A document's progress: it is spoken in segments, by every worker of its engine."""
+
+    total: int
+    done: int = Field(description="Segments whose audio is ready, cached ones included.")
+    cached: int = Field(description="Segments whose audio was stored already: not synthesized again.")
+    attempts: int = Field(description="Attempts on its segments; only the ones that failed are listed in the job's.")
 
 
 class Timings(BaseModel):
@@ -65,8 +89,26 @@ class JobOut(BaseModel):
     sample_rate: int | None = None
     synthesis_seconds: float | None = None
     error: str | None = None
+    timestamps_url: str | None = Field(None, description="Where its word timestamps are, when it asked for them.")
     timings: Timings = Timings()
     attempts: list[AttemptOut] = []
+    segments: SegmentsOut | None = Field(None, description="A long text's progress; null for a short one.")
+
+
+class WordOut(BaseModel):
+    text: str = Field(description="A word of the job's text as written, punctuation included.")
+    start: float = Field(description="Seconds from the start of the audio.")
+    end: float
+
+
+class TimestampsOut(BaseModel):
+    words: list[WordOut] = Field(
+        description="Every word of the text (split at whitespace), once each, in order; times never decrease."
+    )
+    source: Literal["engine", "aligned", "estimated"] = Field(
+        description="engine: the engine's own alignment; aligned: speech recognition matched to the text; "
+        "estimated: a language the recognizer cannot hear, its speech (by VAD) shared by characters."
+    )
 
 
 class VoiceOut(BaseModel):
@@ -111,6 +153,10 @@ class Problem(BaseModel):
     error: str
 
 
+# A 429's header in the OpenAPI schema: the submission was over one of the tenant's limits.
+RETRY_AFTER = {"Retry-After": {"description": "Seconds until the limit may admit it", "schema": {"type": "integer"}}}
+
+
 class BatchItemRequest(JobRequest):
     callback_url: None = Field(None, exclude=True, description="Not per item: give the batch a callback_url.")
 
@@ -118,17 +164,24 @@ class BatchItemRequest(JobRequest):
 class BatchRequest(BaseModel):
     """Items, or phrases × voices with shared options."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Exactly one of items and phrases, as _one_kind checks; said in the schema too.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [{"required": [kind], "properties": {kind: {"type": "array"}}} for kind in ("items", "phrases")]
+        },
+    )
 
     items: list[BatchItemRequest] | None = None
     phrases: list[Text] | None = None
-    voices: list[Text] | None = Field(None, description="With phrases: each phrase in each voice.")
-    language: Text | None = None
+    voices: list[Name] | None = Field(None, description="With phrases: each phrase in each voice.")
+    language: Language | None = None
     quality: Text | None = None
     format: Text = "wav"
     speed: float = 1.0
     sample_rate: int | None = None
-    callback_url: HttpUrl | None = Field(None, description="POSTed the finished batch, signed like job callbacks.")
+    timestamps: StrictBool = False
+    callback_url: CallbackUrl | None = Field(None, description="POSTed the finished batch, signed like job callbacks.")
 
     @model_validator(mode="after")
     def _one_kind(self) -> BatchRequest:
@@ -149,6 +202,7 @@ class BatchRequest(BaseModel):
                 format=self.format,
                 speed=self.speed,
                 sample_rate=self.sample_rate,
+                timestamps=self.timestamps,
             )
             for voice in voices
             for text in self.phrases or []
@@ -184,9 +238,37 @@ class BatchOut(BaseModel):
     total: int
     counts: BatchCounts
     progress: float
+    segments: SegmentsOut | None = Field(None, description="Its long texts' segments, together; null if it has none.")
     poll_url: str | None = None
     failed: list[BatchFailure] = []
     manifest: list[BatchItem] = Field([], description="Every item's audio, once the batch is done.")
+
+
+class BatchSummary(BaseModel):
+    """A batch in a list: its counts, without the manifest (GET /v1/batches/{id} has it)."""
+
+    id: str
+    status: Literal["running", "done"]
+    total: int
+    counts: BatchCounts
+    progress: float
+    poll_url: str
+    created_at: datetime
+
+
+class EngineRates(BaseModel):
+    attempts: int = Field(description="Attempts that finished on the engine in the window.")
+    failed: int = Field(description="Of those, failed or lost.")
+    fallbacks: int = Field(description="Of those, the ones that moved their job on to the next engine.")
+
+
+class RatesOut(BaseModel):
+    """What the farm did over a recent window, from the attempts and jobs that finished in it."""
+
+    window_seconds: int
+    engines: dict[str, EngineRates]
+    jobs_finished: int
+    jobs_failed: int
 
 
 class TenantOut(BaseModel):

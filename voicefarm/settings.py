@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +31,9 @@ class Settings(BaseSettings):
     # Empty means "derive the embedded default from data_dir".
     database_url: str = ""
     broker_url: str = ""
+    # Celery's result backend, which counts a document's finished segments for its join (a
+    # chord); empty: the broker's Redis, or a folder under data_dir beside the filesystem broker.
+    result_backend: str = ""
     redis_url: str = ""  # URL cache; empty disables it (the database still answers)
     # Namespaces every key this farm puts in Redis (cache and broker), so farms can share one.
     redis_prefix: str = "voicefarm"
@@ -41,13 +45,30 @@ class Settings(BaseSettings):
     s3_secret_access_key: str | None = None
     s3_presign_seconds: int = 3600
 
-    api_host: str = "127.0.0.1"
+    api_host: str = "127.0.0.1"  # the address the API, and the workers' metrics, listen on
     api_port: int = 8000
+    # Each worker and the reconciler serve the counts of their own work at
+    # http://<api_host>:<metrics_port>/metrics (voicefarm.counters); 0: any free port, logged.
+    # `voicefarm up` gives each its own.
+    metrics_port: int = 9101
     public_url: str = ""  # how clients reach the API (for URLs in webhooks); default http://api_host:api_port
     batch_max_items: int = 10_000
+    # Admission, per tenant: farm defaults that a tenant's row may override (`voicefarm tenants
+    # set`). Over one, a submission is refused with a 429 and Retry-After, and nothing is kept.
+    # Generous by default: they stop a runaway client, not normal use (voicefarm/admission.py).
+    max_active_jobs: int = Field(20_000, ge=1)  # queued plus running; a batch counts every item
+    submissions_per_minute: int = Field(20_000, ge=1)  # cache hits and batch items count
+    chars_per_day: int = Field(100_000_000, ge=1)  # characters asked for, cache hits included (UTC days)
+    # shared: identical requests of all tenants share audio and one synthesis. private: each
+    # tenant's audio and in-flight dedupe are its own, so no tenant can learn what another had
+    # synthesized, at the cost of synthesizing the same speech once per tenant.
+    cache_scope: Literal["shared", "private"] = "shared"
     # Internal networks callbacks may reach; none by default: see voicefarm/callbacks.py.
     callback_allow_cidrs: list[str] = Field(default_factory=list)
     flower_basic_auth: str | None = None  # "user:password"; Flower will not start without it
+    # Where the browser console's Ops page links each figure to the Grafana panel it mirrors
+    # (deploy/grafana/dashboards/voicefarm.json); the default is compose's Grafana.
+    grafana_url: str = "http://127.0.0.1:3000"
     # POST /v1/audio/speech, for OpenAI clients: model -> quality tier; OpenAI voice name -> farm
     # voice (one not listed speaks in default_voice); how long it waits for a job before a 504.
     openai_models: dict[str, str] = Field(
@@ -55,6 +76,10 @@ class Settings(BaseSettings):
     )
     openai_voices: dict[str, str] = Field(default_factory=dict)
     openai_wait_seconds: float = 60.0
+    # Live audio (voicefarm.jobs.feed): entries a job's stream keeps at most (a piece is a sentence
+    # or a chunk, so a text at max_text_chars stays far below), and how long it outlives its attempt.
+    stream_max_entries: int = Field(10_000, ge=100)
+    stream_ttl_seconds: float = Field(300.0, gt=0)
 
     engines: list[str] = Field(default_factory=lambda: ["piper"])
     # Third-party engines: name -> "module:factory", the factory taking these settings.
@@ -63,7 +88,17 @@ class Settings(BaseSettings):
     default_voice: str = "en_US-joe-medium"
     default_quality: str = "fast"
 
-    max_text_chars: int = 5000
+    max_text_chars: int = 200_000
+    # Long form (voicefarm/longform.py): a longer text, or any SSML, is a document, split at
+    # sentences into segments of at most this many characters (one engine call's worth) that the
+    # engine's workers speak in parallel and one of them joins into one file.
+    segment_chars: int = Field(2000, ge=100)
+    # A failing segment is tried again on its engine this many times; then the whole document
+    # moves down its chain, so it is never spoken in two voices.
+    segment_retries: int = Field(1, ge=0)
+    # A document longer than this runs its segments at batch priority: it never starves
+    # interactive jobs.
+    document_batch_chars: int = 10_000
     min_speed: float = 0.5
     max_speed: float = 2.0
     cache_ttl_seconds: int = 7 * 24 * 3600
@@ -86,6 +121,20 @@ class Settings(BaseSettings):
     worker_dead_after_seconds: float = 15.0
     # Re-enqueue a queued job whose broker message is gone after this long (broker restarts).
     reconcile_after_seconds: float = 30.0
+
+    # Retention (voicefarm/retention.py; `voicefarm gc`). Finished jobs, with their attempts, are
+    # deleted this long after they finished, and a done batch with all its jobs; active jobs never.
+    job_retention_days: int = Field(30, ge=1)
+    # Audio (its renditions, objects, lossless master and cache entry) this long after its last use
+    # (a cache hit, a job answered from it, a download), and never while a kept job points at it.
+    # Longer than jobs: audio is what costs a synthesis to make again, and little to keep.
+    audio_retention_days: int = Field(90, ge=1)
+    # How long an expired job, batch or audio still answers "expired" rather than "no such".
+    tombstone_retention_days: int = Field(90, ge=1)
+    gc_interval_seconds: float = Field(3600.0, gt=0)  # the reconciler collects this often
+    # An object with no record is collected only once it is this old, so a worker that has stored
+    # audio and not yet recorded it is never raced: it must exceed the longest hard time limit.
+    gc_orphan_grace_seconds: float = 24 * 3600.0
 
     # Optional quality gate: an ASR round trip (faster-whisper tiny.en) must come back within
     # this word error rate. Off when unset: it costs a second model per worker.
@@ -125,6 +174,9 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.data_dir / 'voicefarm.db'}"
         if not self.broker_url:
             self.broker_url = "filesystem://"
+        if not self.result_backend:
+            redis = self.broker_url.startswith(("redis://", "rediss://"))
+            self.result_backend = self.broker_url if redis else (self.data_dir / "results").as_uri()
         if not self.storage_url:
             self.storage_url = (self.data_dir / "objects").as_uri()
         for cidr in self.callback_allow_cidrs:
@@ -135,6 +187,11 @@ class Settings(BaseSettings):
         }.items():
             if hard <= soft:
                 raise ValueError(f"time limits for {name}: the hard limit {hard} must exceed the soft {soft}")
+        if self.gc_orphan_grace_seconds <= self.longest_task:
+            raise ValueError(
+                f"gc_orphan_grace_seconds ({self.gc_orphan_grace_seconds:g}) must exceed the longest hard time "
+                f"limit ({self.longest_task} s): a worker that has stored audio but not yet recorded it would be raced"
+            )
         return self
 
     def time_limits(self, engine: str) -> tuple[int, int]:

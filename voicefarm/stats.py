@@ -1,90 +1,93 @@
-"""What the farm is doing, read from the database and the broker: one source for /metrics and
-the admin endpoints. The database is the record, so every API replica reports the same."""
+"""What the farm is doing now, read from the database and the broker: one source for /metrics
+and the admin endpoints. Every query reads only active jobs, or a bounded window of recent
+ones, through an index: its cost does not grow with the history. What happened over time
+is counted by the processes that did it (voicefarm.counters)."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Float, case, cast, func, select
+from sqlalchemy import CompoundSelect, Float, case, cast, func, literal, select, union_all
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
 from voicefarm import broker
-from voicefarm.models import Attempt, Job, JobStatus
+from voicefarm.models import ACTIVE, Attempt, Job, JobStatus, Outcome
+from voicefarm.schemas import EngineRates, RatesOut
 from voicefarm.settings import Settings
 
-SYNTHESIS_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
-RTF_BUCKETS = (0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10)
-LATENCY_BUCKETS = (0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
+RECENT_JOBS = 100  # the window /v1/engines averages over, per engine
 
-Histogram = dict[str, tuple[list[int], float, int]]  # engine -> (cumulative bucket counts, sum, count)
-
-
-def jobs_by_state(s: Session) -> dict[tuple[str, str], int]:
-    return {
-        (state, engine): n
-        for state, engine, n in s.execute(select(Job.status, Job.engine, func.count()).group_by(Job.status, Job.engine))
-    }
+# Queued and running jobs by state and engine, through ix_jobs_status.
+ACTIVE_JOBS = (
+    select(Job.status, Job.engine, func.count()).where(Job.status.in_(ACTIVE)).group_by(Job.status, Job.engine)
+)
 
 
-def attempts_by_outcome(s: Session) -> dict[tuple[str, str], int]:
-    return {
-        (engine, outcome): n
-        for engine, outcome, n in s.execute(
-            select(Attempt.engine, Attempt.outcome, func.count()).group_by(Attempt.engine, Attempt.outcome)
+def active_jobs(s: Session) -> dict[tuple[str, str], int]:
+    return {(state, engine): n for state, engine, n in s.execute(ACTIVE_JOBS)}
+
+
+def recent(engines: list[str]) -> CompoundSelect[str, Any, Any]:
+    """Per engine, mean synthesis seconds and real-time factor of its last RECENT_JOBS syntheses
+    (ix_jobs_synthesized): how the engine does now, not since it was installed. One round trip."""
+    parts = []
+    for engine in engines:
+        window = (
+            select(Job.synthesis_seconds.label("seconds"), Job.duration.label("duration"))
+            .where(Job.engine == engine, Job.leader_id.is_(None), Job.synthesis_seconds.is_not(None))
+            .order_by(Job.finished_at.desc())
+            .limit(RECENT_JOBS)
+            .subquery()
         )
+        rtf = window.c.seconds / cast(func.nullif(window.c.duration, 0), Float)
+        parts.append(select(literal(engine), func.avg(window.c.seconds), func.avg(rtf)))
+    return union_all(*parts)
+
+
+def recent_means(s: Session, engines: list[str]) -> dict[str, tuple[float | None, float | None]]:
+    if not engines:
+        return {}
+    return {
+        engine: (None if seconds is None else float(seconds), None if rtf is None else float(rtf))
+        for engine, seconds, rtf in s.execute(recent(engines))
     }
-
-
-def fallbacks(s: Session) -> dict[tuple[str, str], int]:
-    rows = s.execute(
-        select(Attempt.engine, Attempt.rerouted_to, func.count())
-        .where(Attempt.rerouted_to.is_not(None))
-        .group_by(Attempt.engine, Attempt.rerouted_to)
-    )
-    return {(src, dst or ""): n for src, dst, n in rows}
-
-
-def _seconds_between(start: Any, end: Any, dialect: str) -> ColumnElement[Any]:
-    if dialect == "sqlite":
-        return (func.julianday(end) - func.julianday(start)) * 86400.0
-    return func.extract("epoch", end - start)
-
-
-def histogram(s: Session, value: Any, buckets: tuple[float, ...]) -> Histogram:
-    """A cumulative histogram of `value` over finished synthesis jobs, per engine, in one query."""
-    columns = [func.sum(case((value <= b, 1), else_=0)) for b in buckets]
-    query = (
-        select(Job.engine, *columns, func.sum(value), func.count())
-        .where(Job.status == JobStatus.succeeded.value, Job.leader_id.is_(None), Job.synthesis_seconds.is_not(None))
-        .group_by(Job.engine)
-    )
-    return {row[0]: ([int(c or 0) for c in row[1:-2]], float(row[-2] or 0), int(row[-1])) for row in s.execute(query)}
-
-
-def synthesis_seconds(s: Session) -> Histogram:
-    return histogram(s, Job.synthesis_seconds, SYNTHESIS_BUCKETS)
-
-
-def real_time_factor(s: Session) -> Histogram:
-    return histogram(s, Job.synthesis_seconds / cast(Job.duration, Float), RTF_BUCKETS)
-
-
-def job_latency(s: Session) -> Histogram:
-    dialect = s.get_bind().dialect.name
-    return histogram(s, _seconds_between(Job.created_at, Job.finished_at, dialect), LATENCY_BUCKETS)
-
-
-def characters(s: Session) -> dict[tuple[str, str], int]:
-    """Characters synthesized per engine and tenant (cost tracking: what cloud engines bill)."""
-    rows = s.execute(
-        select(Job.engine, Job.tenant_id, func.sum(func.length(Job.text)))
-        .where(Job.status == JobStatus.succeeded.value, Job.leader_id.is_(None), Job.synthesis_seconds.is_not(None))
-        .group_by(Job.engine, Job.tenant_id)
-    )
-    return {(engine, tenant): int(n or 0) for engine, tenant, n in rows}
 
 
 def queue_depths(settings: Settings) -> dict[str, int]:
     """Messages waiting on each engine's queue."""
     return broker.for_settings(settings).queue_depths(settings.engines)
+
+
+RATE_WINDOW = timedelta(hours=1)  # what GET /v1/rates counts over
+
+
+def recent_rates(s: Session, now: datetime) -> RatesOut:
+    """Attempts, failures and fallbacks per engine, and finished and failed jobs, over the
+    RATE_WINDOW before `now`: range scans of ix_attempts_finished_at and ix_jobs_finished_at,
+    so the cost is the window's work, never the history's."""
+    since = now - RATE_WINDOW
+    failed = Attempt.outcome.in_([Outcome.failed.value, Outcome.lost.value])
+    per_engine = s.execute(
+        select(
+            Attempt.engine,
+            func.count(),
+            func.count(case((failed, 1))),
+            func.count(Attempt.rerouted_to),
+        )
+        .where(Attempt.finished_at >= since)
+        .group_by(Attempt.engine)
+    )
+    jobs = dict(
+        s.execute(
+            select(Job.status, func.count())
+            .where(Job.finished_at >= since, Job.status.in_([JobStatus.succeeded.value, JobStatus.failed.value]))
+            .group_by(Job.status)
+        ).all()
+    )
+    return RatesOut(
+        window_seconds=int(RATE_WINDOW.total_seconds()),
+        engines={engine: EngineRates(attempts=n, failed=bad, fallbacks=moved) for engine, n, bad, moved in per_engine},
+        jobs_finished=sum(jobs.values()),
+        jobs_failed=jobs.get(JobStatus.failed.value, 0),
+    )

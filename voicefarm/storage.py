@@ -5,20 +5,40 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+from voicefarm.errors import ObjectMissing
 from voicefarm.settings import Settings, get_settings
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    modified: datetime  # aware, UTC
 
 
 class Store(Protocol):
     def put(self, key: str, data: bytes, content_type: str) -> None: ...
-    def get(self, key: str) -> bytes: ...
+    def get(self, key: str) -> bytes:
+        """The object's bytes; ObjectMissing when it is not there."""
+        ...
+
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
+    def stat(self, key: str) -> StoredObject | None:
+        """The object's size and modification time as they are now; None when it is gone."""
+
+    def objects(self, prefix: str) -> Iterator[StoredObject]:
+        """Every object under `prefix`, as a listing sees it (a server may list from a cache)."""
+
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object under `prefix`; returns how many."""
 
@@ -52,13 +72,30 @@ class LocalStore:
         os.replace(tmp, path)
 
     def get(self, key: str) -> bytes:
-        return self._path(key).read_bytes()
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise ObjectMissing(f"object {key!r} was deleted; ask again") from None
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def stat(self, key: str) -> StoredObject | None:
+        try:
+            st = self._path(key).stat()
+        except FileNotFoundError:
+            return None
+        return StoredObject(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
+
+    def objects(self, prefix: str) -> Iterator[StoredObject]:
+        root = self.root.resolve()
+        for path in sorted(self._path(prefix).rglob("*")):
+            found = self.stat(path.relative_to(root).as_posix()) if path.is_file() else None
+            if found is not None:  # gone since the listing: nothing to report
+                yield found
 
     def delete_prefix(self, prefix: str) -> int:
         root = self._path(prefix)
@@ -113,22 +150,34 @@ class S3Store:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, ContentType=content_type)
 
     def get(self, key: str) -> bytes:
-        data: bytes = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        try:
+            data: bytes = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            raise ObjectMissing(f"object {key!r} was deleted; ask again") from None
         return data
 
     def exists(self, key: str) -> bool:
-        from botocore.exceptions import ClientError
-
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
-        except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
-        return True
+        return self.stat(key) is not None
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def stat(self, key: str) -> StoredObject | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return StoredObject(key, head["ContentLength"], head["LastModified"].astimezone(UTC))
+
+    def objects(self, prefix: str) -> Iterator[StoredObject]:
+        strip = len(self._key(""))
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            for o in page.get("Contents", []):
+                yield StoredObject(o["Key"][strip:], o["Size"], o["LastModified"].astimezone(UTC))
 
     def delete_prefix(self, prefix: str) -> int:
         deleted = 0

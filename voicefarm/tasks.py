@@ -4,7 +4,8 @@ A worker process serves one engine (`voicefarm worker --engine NAME`) and takes 
 time from the engine's queue. A run that fails (an exception, the soft time limit, the quality
 gate) moves the job to the next engine of its chain with Celery's own retry onto that engine's
 queue; a run that dies without reporting (hard time limit) does the same from the `lost`
-errback; a run whose worker was killed is redelivered by the broker and finds its attempt open.
+errback. A run whose pool process was killed is redelivered by the broker and finds its attempt
+open; one whose whole worker died is sent again by the reconciler (voicefarm.reconcile).
 """
 
 from __future__ import annotations
@@ -14,37 +15,46 @@ from typing import Any
 
 from celery import Task
 
-from voicefarm import db
+from voicefarm import timestamps
 from voicefarm.cache import get_cache
 from voicefarm.jobs.lifecycle import begin, finish, reroute
-from voicefarm.models import Job
 from voicefarm.queue import app, enqueue, run_options
 from voicefarm.settings import get_settings
-from voicefarm.worker import attempt, engine, worker_name
+from voicefarm.worker import attempt, ended, engine, worker_name
 
 log = logging.getLogger(__name__)
 
 
 @app.task(name="voicefarm.synthesize", bind=True)
-def synthesize(self: Task, job_id: str) -> None:
+def synthesize(self: Task, job_id: str, dispatch: int | None = None) -> None:
     name = engine().name
-    run = begin(job_id, name, worker_name())
+    run = begin(job_id, name, worker_name(), dispatch)
     if run is None:
         return
     error = run.move_on
     if error is None:
         try:
-            cached, seconds = attempt(run)
+            cached, seconds, words = attempt(run)
         except Exception as e:  # any failure, the soft time limit included, moves the job on
             error = f"{type(e).__name__}: {e}"
             log.warning("job %s failed on %s: %s", job_id, name, error)
     if error is None:
-        if finish(job_id, run.attempt_id, audio=cached, seconds=seconds):
+        if finish(job_id, run.attempt_id, audio=cached, seconds=seconds, words=words):
             get_cache().put(cached)
+            ended(run, "end")
+        else:
+            ended(run, "failed", "this attempt's result was dropped: the job was sent again or deleted")
         return
+    ended(run, "failed", error)
     following = reroute(job_id, run.attempt_id, error)
     if following is not None:
-        raise self.retry(countdown=0, max_retries=None, **run_options(following, get_settings()))
+        raise self.retry(
+            args=[job_id, following.dispatch],
+            countdown=0,
+            max_retries=None,
+            priority=following.priority,
+            **run_options(following.engine, get_settings()),
+        )
 
 
 @app.task(name="voicefarm.lost")
@@ -55,7 +65,10 @@ def lost(request: Any, exc: BaseException, traceback: Any) -> None:
     engine_name = (request.delivery_info or {}).get("routing_key", "").removeprefix("tts.")
     following = reroute(job_id, None, f"{type(exc).__name__}: {exc}", engine=engine_name)
     if following is not None:
-        with db.session() as s:
-            job = s.get(Job, job_id)
-            in_batch = job is not None and job.batch_id is not None
-        enqueue(job_id, following, get_settings(), batch=in_batch)
+        enqueue(following, get_settings())
+
+
+@app.task(name="voicefarm.align")
+def align(source_key: str, text: str, language: str) -> None:
+    """Word timestamps of a stored speech, on the aligner's queue (voicefarm.timestamps)."""
+    timestamps.make(source_key, text, language)

@@ -1,13 +1,14 @@
 """What a worker process does besides the bookkeeping: load its engine once, and run one
-attempt (synthesize, gate, encode, store) of a job the lifecycle handed it."""
+attempt (synthesize, gate, encode, store) of a job the lifecycle handed it, publishing its
+audio to the job's feed piece by piece as the engine makes it."""
 
 from __future__ import annotations
 
 import logging
 import math
 import os
-import socket
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from functools import lru_cache
 
@@ -16,7 +17,9 @@ from celery import signals
 from voicefarm import db, engines, quality, reference, renditions
 from voicefarm.audio import MASTER, content_type, encode
 from voicefarm.cache import CachedAudio
-from voicefarm.engines.base import Engine
+from voicefarm.engines.base import Audio, Engine, Word, joined, stream
+from voicefarm.heartbeat import process_name
+from voicefarm.jobs.feed import Entry, Kind, get_feed
 from voicefarm.jobs.lifecycle import Run
 from voicefarm.settings import get_settings
 from voicefarm.storage import get_store
@@ -56,11 +59,14 @@ def engine_version() -> str:
 
 
 def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Who runs an attempt: the worker (its main process, which beats) and the pool process."""
+    return f"{process_name(engine().name, os.getppid())}/{os.getpid()}"
 
 
-def attempt(run: Run) -> tuple[CachedAudio, float]:
-    """Synthesize, gate, encode and store; returns what to record and the synthesis time."""
+def attempt(run: Run, live: bool = True) -> tuple[CachedAudio, float, tuple[Word, ...] | None]:
+    """Synthesize, gate, encode and store; returns what to record, the synthesis time, and the
+    engine's own word timings if it has them. A `live` run appends its pieces to the job's feed;
+    a document's segments do not, since they finish in no particular order."""
     store = get_store()
     request = run.request
     if run.sample is not None:
@@ -71,20 +77,41 @@ def attempt(run: Run) -> tuple[CachedAudio, float]:
             reference_key=latents_key(voice, engine().name, engine_version()),
         )
     started = time.perf_counter()
-    audio = engine().synthesize(request)
+    pieces = stream(engine(), request)
+    audio = joined(published(run, pieces) if live else pieces)
     seconds = time.perf_counter() - started
     quality.check(audio, request.text, request.speed, get_settings().quality_max_wer, request.language)
-    object_key = f"audio/{run.key}.{run.format}"
-    data, rate = encode(audio, run.format, run.rate)
-    store.put(object_key, data, content_type(run.format))
-    master = data if (run.format, rate) == (MASTER, audio.sample_rate) else encode(audio, MASTER)[0]
-    store.put(renditions.master_key(run.source), master, content_type(MASTER))
+    cached = keep(audio, run.key, run.source, run.format, run.rate)
     log.info(
         "%s: %.2f s of audio in %.2f s (RTF %.3f)",
-        object_key,
+        cached.object_key,
         audio.duration,
         seconds,
         seconds / audio.duration if audio.duration else math.nan,
     )
-    cached = CachedAudio(run.key, object_key, store.url(object_key), engine().name, run.format, audio.duration, rate)
-    return cached, seconds
+    return cached, seconds, audio.words
+
+
+def keep(audio: Audio, key: str, source: str, fmt: str, rate: int | None) -> CachedAudio:
+    """Encode and store audio as the rendition `key`, and its lossless master; what to record."""
+    store = get_store()
+    object_key = f"audio/{key}.{fmt}"
+    data, actual = encode(audio, fmt, rate)
+    store.put(object_key, data, content_type(fmt))
+    master = data if (fmt, actual) == (MASTER, audio.sample_rate) else encode(audio, MASTER)[0]
+    store.put(renditions.master_key(source), master, content_type(MASTER))
+    return CachedAudio(key, object_key, store.url(object_key), engine().name, fmt, audio.duration, actual)
+
+
+def published(run: Run, pieces: Iterator[Audio]) -> Iterator[Audio]:
+    """The engine's pieces, each appended to the job's feed as it comes: listeners hear it now."""
+    feed = get_feed()
+    for piece in pieces:
+        feed.append(run.job_id, Entry(run.attempt_id, engine().name, "audio", piece))
+        yield piece
+
+
+def ended(run: Run, kind: Kind, error: str | None = None) -> None:
+    """Mark the attempt's end in the job's feed: `end` once its audio is stored and recorded,
+    `failed` before the job moves on, so a listener never hears two engines spliced."""
+    get_feed().append(run.job_id, Entry(run.attempt_id, engine().name, kind, error=error))

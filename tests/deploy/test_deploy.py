@@ -11,9 +11,11 @@ on these machines, so nothing here builds an image or starts a container.
 - every field of the settings object, and of each engine package's own settings, is set in
   compose and in deploy/k8s, or is in ALLOWED with a reason, and every VOICEFARM_* variable set
   there is a field: configuration cannot drift;
+- Prometheus scrapes the API, every worker and the reconciler where they serve (compose's
+  scrape config, the pods' annotations and ports);
 - the alert rules and the dashboard parse as PromQL (tests/farm/test_deploy_live.py checks they
-  name only metrics the API serves, and runs docker/healthcheck.py and docker/ensure-bucket.py
-  against the test farm).
+  name only metrics the farm's API and workers serve, and runs docker/healthcheck.py and
+  docker/ensure-bucket.py against the test farm).
 
 docs/operations.md says what this covers and what it does not.
 """
@@ -39,11 +41,11 @@ import pytest
 import typer.main
 import yaml
 from docker.utils.build import exclude_paths
-from kombu.transport.redis import PRIORITY_STEPS, Channel
+from kombu.transport.redis import Channel
 
-from voicefarm import queue as celery_queue
 from voicefarm.broker import queue_name
 from voicefarm.cli import app as cli_app
+from voicefarm.jobs.fairness import LEVELS
 from voicefarm.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,12 +65,19 @@ ALLOWED = {
     "default_voice": "product default for requests that name no voice",
     "default_quality": "product default for requests that name no tier",
     "max_text_chars": "request limit of the API: a product decision, not a deployment one",
+    "segment_chars": "long-form segment size: one engine call's worth, a product default",
+    "segment_retries": "long-form retry policy: the default the long-form tests exercise",
+    "document_batch_chars": "long-form priority threshold: a product default",
+    "result_backend": "derived from the broker URL: Celery keeps a document's chord count beside its queue",
     "min_speed": "request limit of the API",
     "max_speed": "request limit of the API",
     "batch_max_items": "request limit of the batch endpoint",
     "max_lost_per_engine": "redelivery policy: the default is the one the reliability tests exercise",
     "quality_max_wer": "off: the ASR quality gate needs faster-whisper, which the images do not carry",
     "filesystem_polling_interval": "embedded filesystem broker only; deployments use Redis",
+    "stream_max_entries": "bound of a job's live-audio feed: ample for the longest job a worker takes",
+    "stream_ttl_seconds": "how long a finished job's live feed waits for a late listener (product default)",
+    "xtts_stream_chunk_size": "coqui's own default of 20 GPT codes a streamed piece; a tuning knob",
     "voice_max_upload_bytes": "reference-sample limit of the voice library (product default)",
     "voice_min_seconds": "reference-sample limit of the voice library (product default)",
     "voice_recommended_seconds": "reference-sample advice of the voice library (product default)",
@@ -93,6 +102,10 @@ ALLOWED = {
     "breaker_failures": "circuit breaker policy (5 failures in a row): the default the breaker tests exercise",
     "breaker_cooldown_seconds": "circuit breaker policy (60 s); the alert fires after 5 minutes degraded",
     "self_test_text": "the workers' probe sentence: short enough for every engine's limits",
+    "max_active_jobs": "admission limit: a generous farm default; per tenant: voicefarm tenants set",
+    "submissions_per_minute": "admission limit: a generous farm default; per tenant: voicefarm tenants set",
+    "chars_per_day": "admission limit: a generous farm default; per tenant: voicefarm tenants set",
+    "cache_scope": "shared by default (docs/operations.md weighs it); per tenant: voicefarm tenants set",
 }
 # The engine packages' own settings (VOICEFARM_<ENGINE>_*), keyed here as <engine>_<field>.
 ENGINE_SETTINGS = {
@@ -285,6 +298,7 @@ def test_compose_runs_a_whole_farm(monkeypatch: pytest.MonkeyPatch) -> None:
         "api",
         "reconciler",
         "webhooks",
+        "aligner",
         "flower",
         "prometheus",
         "grafana",
@@ -396,10 +410,8 @@ def deployments(component_prefix: str) -> dict[str, dict]:
 def queue_lists(prefix: str, engine: str) -> set[str]:
     """The Redis lists of an engine's Celery queue: kombu keeps one per priority level in use,
     "<queue>" for priority 0 and "<queue>\\x06\\x16<priority>" for the others."""
-    priorities = {0, getattr(celery_queue, "BATCH", 0)}  # batch jobs, where the farm has them
-    assert priorities <= set(PRIORITY_STEPS)
     base = f"{prefix}:{queue_name(engine)}"
-    return {base if p == 0 else f"{base}{Channel.sep}{p}" for p in priorities}
+    return {base if p == 0 else f"{base}{Channel.sep}{p}" for p in LEVELS}
 
 
 def test_k8s_runs_every_engine_pool(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -452,7 +464,7 @@ def test_k8s_runs_every_engine_pool(monkeypatch: pytest.MonkeyPatch) -> None:
             formula = scaled["spec"]["advanced"]["scalingModifiers"]["formula"]
             assert set(re.findall(r"\w+", formula)) == {t["name"] for t in triggers}
     commands = {pod_spec(d)["containers"][0]["args"][0] for d in by_kind["Deployment"].values()}
-    assert {"api", "reconcile", "webhooks", "flower", "worker"} == commands
+    assert {"api", "reconcile", "webhooks", "aligner", "flower", "worker"} == commands
     (migrate,) = [d for d in by_kind["Job"].values() if pod_spec(d)["containers"][0].get("args") == ["migrate"]]
     assert "voicefarm/api" in pod_spec(migrate)["containers"][0]["image"]
     api = by_kind["Deployment"]["voicefarm-api"]["spec"]["template"]["spec"]["containers"][0]
@@ -553,9 +565,34 @@ def dashboard_exprs() -> list[str]:
 def test_prometheus_config() -> None:
     config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
     assert all((PROMETHEUS / f).is_file() for f in config["rule_files"])
-    (job,) = config["scrape_configs"]
-    api_port = compose()["x-env"]["VOICEFARM_API_PORT"]
-    assert job["metrics_path"] == "/metrics" and job["static_configs"][0]["targets"] == [f"api:{api_port}"]
+    api, workers = config["scrape_configs"]
+    env = compose()["x-env"]
+    assert api["metrics_path"] == "/metrics" and api["static_configs"][0]["targets"] == [
+        f"api:{env['VOICEFARM_API_PORT']}"
+    ]
+    # Every replica of every worker and of the reconciler, on the port they serve their counts on.
+    (discovery,) = workers["dns_sd_configs"]
+    counting = {
+        name for name, s in compose()["services"].items() if s.get("command", [""])[0] in ("worker", "reconcile")
+    }
+    assert workers["metrics_path"] == "/metrics" and set(discovery["names"]) == counting
+    assert discovery["type"] == "A" and str(discovery["port"]) == env["VOICEFARM_METRICS_PORT"]
+
+
+def test_k8s_pods_are_scraped_where_they_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = settings_from(k8s_settings_env(), monkeypatch)
+    ports = {"api": settings.api_port, "worker": settings.metrics_port, "reconcile": settings.metrics_port}
+    for name, doc in deployments("").items():
+        (container,) = pod_spec(doc)["containers"]
+        role = container["args"][0]
+        annotations = doc["spec"]["template"]["metadata"].get("annotations", {})
+        if role not in ports:
+            assert "prometheus.io/scrape" not in annotations, name
+            continue
+        assert annotations["prometheus.io/scrape"] == "true", name
+        assert annotations["prometheus.io/port"] == str(ports[role]), name
+        assert annotations["prometheus.io/path"] == "/metrics", name
+        assert ports[role] in {p["containerPort"] for p in container["ports"]}, name
 
 
 def test_alert_rules_are_well_formed() -> None:

@@ -17,22 +17,26 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 import httpx
 import numpy as np
+import openai
 import psycopg
 import pytest
 import redis
 import soundfile as sf
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fake_google import FakeTextToSpeech, service_account_file
-from tests.net import free_port
+from voicefarm.farm import free_port
 from voicefarm.settings import DEFAULT_TIERS
 
-FAULTS = ["broken", "hangs", "stuck", "silent", "flapping"]  # tests/fault_engines.py, each with a worker
+FAULTS = ["broken", "hangs", "stuck", "silent", "flapping", "stutters"]  # tests/fault_engines.py, each with a worker
 IDLE = ["ghost", "dud"]  # configured, but the farm starts no worker for them
+SPARE = ["slow", "timed"]  # workers that the tests needing them start themselves (slow_workers, timed_worker)
 RUN = secrets.token_hex(4)
 TMP = Path(tempfile.mkdtemp(prefix=f"voicefarm-test-{RUN}-"))
 PG_ADMIN = os.environ.get("VOICEFARM_TEST_POSTGRES", "postgresql://postgres:postgres@127.0.0.1:5432/postgres")
@@ -55,13 +59,16 @@ ENV = {
     "VOICEFARM_S3_SECRET_ACCESS_KEY": S3["secret"],
     "VOICEFARM_REDIS_PREFIX": f"vftest-{RUN}",  # test runs may overlap: never FLUSHDB, use our own keys
     "VOICEFARM_API_PORT": str(free_port()),
-    "VOICEFARM_ENGINES": json.dumps(["piper", "xtts", "styletts2", "google", *FAULTS, *IDLE]),
+    # Workers started by hand beside the farm, by this run or another's: any free port. The
+    # farm's own get theirs from Farm (farm.metrics).
+    "VOICEFARM_METRICS_PORT": "0",
+    "VOICEFARM_ENGINES": json.dumps(["piper", "xtts", "styletts2", "google", *FAULTS, *IDLE, *SPARE]),
     "VOICEFARM_STYLETTS2_MODEL_DIR": str(TMP / "styletts2-model"),
     "VOICEFARM_GOOGLE_ENDPOINT": GOOGLE.url,
     "VOICEFARM_GOOGLE_CREDENTIALS_FILE": str(TMP / "google-service-account.json"),
     "VOICEFARM_GOOGLE_TIMEOUT_SECONDS": "2",
     "VOICEFARM_GOOGLE_RETRIES": "1",
-    "VOICEFARM_PLUGINS": json.dumps({name: f"tests.fault_engines:{name}" for name in [*FAULTS, *IDLE]}),
+    "VOICEFARM_PLUGINS": json.dumps({name: f"tests.fault_engines:{name}" for name in [*FAULTS, *IDLE, *SPARE]}),
     "VOICEFARM_TIERS": json.dumps(
         {
             **DEFAULT_TIERS,
@@ -73,6 +80,9 @@ ENV = {
             "hopeless": ["broken", "ghost"],
             "cloudy": ["google", "piper"],
             "flappy": ["flapping", "piper"],
+            "sluggish": ["slow", "piper"],
+            "stuttering": ["stutters", "piper"],
+            "timed": ["timed", "piper"],
         }
     ),
     "VOICEFARM_ENGINE_TIME_LIMITS": json.dumps({"hangs": [2, 4], "stuck": [2, 4]}),
@@ -81,6 +91,7 @@ ENV = {
     "VOICEFARM_BREAKER_COOLDOWN_SECONDS": "5",
     "VOICEFARM_CALLBACK_ALLOW_CIDRS": '["127.0.0.0/8"]',  # the tests' own callback receivers
     "VOICEFARM_TEST_FLAPPING_FLAG": str(TMP / "flapping-is-down"),
+    "VOICEFARM_TEST_SLOW_SECONDS": "3",
     "VOICEFARM_XTTS_MODEL_DIR": str(TMP / "xtts-model"),
     "HF_HUB_OFFLINE": "1",  # nothing is downloaded at test time
     # The tests run this environment's commands (voicefarm, rclone) whether or not it is activated.
@@ -226,12 +237,72 @@ def healthy_farm(request: pytest.FixtureRequest, servers: None) -> None:
 
 @pytest.fixture(scope="session")
 def farm() -> Iterator[Farm]:
-    """The API and one worker per engine (the heavy ones in their own environments), as
-    separate processes, against the real servers."""
+    """The API, one worker per engine (the heavy ones in their own environments) and the core's
+    own workers (webhooks, the aligner, the reconciler), as separate processes, against the
+    real servers."""
     settings = get_settings()
-    with Farm(settings, log_dir=LOGS, workers=[e for e in settings.engines if e not in IDLE]) as running:
+    with Farm(settings, log_dir=LOGS, workers=[e for e in settings.engines if e not in IDLE + SPARE]) as running:
         running.wait_ready(timeout=300)  # every worker self-tests its engine first; 2 cores
         yield running
+
+
+def embedded_up(data_dir: Path, until: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """`voicefarm up` on the embedded default (no servers) in `data_dir`, and the lines it printed
+    up to the first that starts with `until`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOICEFARM_")}
+    env |= {"VOICEFARM_DATA_DIR": str(data_dir), "VOICEFARM_API_PORT": str(free_port())}
+    up = subprocess.Popen(["voicefarm", "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert up.stdout is not None
+    lines = []
+    for line in up.stdout:
+        lines.append(line)
+        if line.startswith(until):
+            break
+    return up, lines
+
+
+SLOW_WORKERS = 3
+
+
+@contextmanager
+def more_workers(engine: str, count: int, live: int) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """`count` more worker processes of `engine` beside the farm's, ready once `live` of that
+    engine beat; stopped after."""
+    from voicefarm.heartbeat import live_workers
+
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "voicefarm", "worker", "--engine", engine],
+            stdout=open(LOGS / f"worker-{engine}-{n}.log", "ab"),  # noqa: SIM115 (the worker writes to it)
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        for n in range(count)
+    ]
+
+    def ready() -> bool:
+        with db.session() as s:
+            return live_workers(s, get_settings()).get(engine, 0) >= live
+
+    try:
+        _wait(f"{count} more {engine} worker(s)", ready, timeout=120)
+        yield procs
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture(scope="session")
+def slow_workers(farm: Farm) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Three workers of the `slow` engine, beside the farm's: tests kill them, or flood their
+    queue, without holding up any other test's engine."""
+    with more_workers("slow", SLOW_WORKERS, SLOW_WORKERS) as procs:
+        yield procs
 
 
 @pytest.fixture
@@ -263,6 +334,31 @@ def admin_key() -> str:
 def http(farm: Farm, api_key: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=farm.url, headers={"X-API-Key": api_key}, timeout=30) as client:
         yield client
+
+
+@pytest.fixture
+def oai(farm: Farm, api_key: str) -> openai.OpenAI:
+    # No retries: each test sees the farm's first answer.
+    return openai.OpenAI(base_url=f"{farm.url}/v1", api_key=api_key, max_retries=0)
+
+
+def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A /metrics page: (sample name, sorted labels) -> value."""
+    text = httpx.get(url, timeout=30).raise_for_status().text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def scrape_workers(farm: Farm) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every worker's and the reconciler's /metrics, summed per series as Prometheus' sum() would."""
+    total: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for url in farm.metrics.values():
+        for series, value in scrape(url).items():
+            total[series] = total.get(series, 0.0) + value
+    return total
 
 
 def wait_final(http: httpx.Client, job_id: str, timeout: float = 90.0) -> dict:

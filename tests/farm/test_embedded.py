@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from tests.net import free_port
+from tests.farm.conftest import embedded_up
 
 
 def test_demo_runs_the_farm_with_no_servers(tmp_path: Path) -> None:
@@ -50,16 +50,9 @@ def processes_using(directory: Path) -> list[int]:
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_up_stops_everything_it_started(tmp_path: Path, stop: signal.Signals) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VOICEFARM_")}
-    env |= {"VOICEFARM_DATA_DIR": str(tmp_path), "VOICEFARM_API_PORT": str(free_port())}
-    up = subprocess.Popen(["voicefarm", "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # The API, a Piper worker, the webhook worker and the reconciler.
+    up, lines = embedded_up(tmp_path, until="farm up at")
     try:
-        assert up.stdout is not None
-        lines = []
-        for line in up.stdout:  # the API, a Piper worker, the webhook worker and the reconciler
-            lines.append(line)
-            if line.startswith("farm up at"):
-                break
         assert lines and lines[-1].startswith("farm up at"), "".join(lines)
         children = [pid for pid in processes_using(tmp_path) if pid != up.pid]
         assert len(children) >= 4, children

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.farm.conftest import ENV
+from voicefarm.errors import ObjectMissing
 from voicefarm.settings import Settings
 from voicefarm.storage import LocalStore, S3Store, open_store
 
@@ -28,6 +29,8 @@ def test_put_get_exists_delete(store) -> None:
     assert store.get(key) == b"replaced"
     store.delete(key)
     assert not store.exists(key)
+    with pytest.raises(ObjectMissing, match="was deleted; ask again"):  # a 409, not a 500
+        store.get(key)
     store.check()
 
 

@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.net import free_port
 from voicefarm.client import AsyncClient, Client, Invalid, Unavailable, verify_signature
+from voicefarm.farm import free_port
 from voicefarm.schemas import JobOut
 from voicefarm.signing import signature
 

@@ -35,6 +35,13 @@ def test_every_part_of_the_speech_changes_the_source_key() -> None:
     assert all(len(k) == 64 for k in variants)
 
 
+def test_a_private_scope_gives_each_tenant_its_own_keys_and_shared_keys_stay_as_they_were() -> None:
+    shared, a, b = source(), source(scope="tenant-a:salt-a"), source(scope="tenant-b:salt-b")
+    assert len({shared, a, b}) == 3
+    assert source(scope=None) == shared  # keys made before scopes existed still find their audio
+    assert content_key(a, "wav", None) != content_key(shared, "wav", None)
+
+
 def test_format_and_rate_change_the_file_not_the_speech() -> None:
     keys = {content_key(source(), fmt, rate) for fmt in ("wav", "mp3") for rate in (None, 16000)}
     assert len(keys) == 4

@@ -23,6 +23,7 @@ from voicefarm.engines.base import Audio
         (errors.Forbidden, 403),
         (errors.NotFound, 404),
         (errors.NotReady, 409),
+        (errors.TooManyRequests, 429),
         (errors.Unavailable, 503),
     ],
 )
@@ -34,7 +35,7 @@ def test_each_error_has_one_status_and_the_sdk_maps_it_back(error: type[errors.V
 
 
 def test_errors_that_never_reach_http_have_no_status() -> None:
-    assert not {errors.AudioRejected, errors.JobFailed} & set(STATUS)
+    assert not {errors.AudioRejected, errors.JobFailed, errors.StreamBroken} & set(STATUS)
 
 
 @pytest.mark.parametrize(

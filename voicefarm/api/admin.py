@@ -16,7 +16,8 @@ from voicefarm.breaker import tripped
 from voicefarm.cache import get_cache
 from voicefarm.heartbeat import live_workers, self_test_failures
 from voicefarm.metrics import cache_requests, registry
-from voicefarm.models import Rendition
+from voicefarm.models import Rendition, utcnow
+from voicefarm.schemas import RatesOut
 from voicefarm.settings import get_settings
 from voicefarm.storage import get_store
 
@@ -32,7 +33,8 @@ class EngineOut(BaseModel):
     degraded_until: datetime | None  # while its breaker is open: chains skip it until then
     self_test_failures: dict[str, str]  # worker host -> why it could not start (self-test, unavailable)
     queue_depth: int
-    jobs: dict[str, int]
+    jobs: dict[str, int]  # queued and running; finished ones are counted by the workers' metrics
+    # Over the engine's last stats.RECENT_JOBS syntheses: how it does now.
     mean_synthesis_seconds: float | None
     mean_real_time_factor: float | None
     # The engine's last known capabilities, as its workers advertised them; empty when none has.
@@ -45,12 +47,13 @@ class EngineOut(BaseModel):
 @router.get("/v1/engines", response_model=list[EngineOut])
 def engines(s: DB, _: Admin) -> list[EngineOut]:
     settings = get_settings()
-    live, depth, jobs = live_workers(s, settings), stats.queue_depths(settings), stats.jobs_by_state(s)
-    synth, rtf = stats.synthesis_seconds(s), stats.real_time_factor(s)
+    live, depth, jobs = live_workers(s, settings), stats.queue_depths(settings), stats.active_jobs(s)
     breakers, failures, known = tripped(s), self_test_failures(s), get_catalog().engines
     out = []
     # The configured engines, then any other a worker has advertised or failed to start.
-    for name in dict.fromkeys([*settings.engines, *sorted({*known, *failures} - set(settings.engines))]):
+    names = list(dict.fromkeys([*settings.engines, *sorted({*known, *failures} - set(settings.engines))]))
+    means = stats.recent_means(s, names)
+    for name in names:
         caps = known.get(name)
         failed = failures.get(name, {})
         if not live.get(name):
@@ -68,8 +71,8 @@ def engines(s: DB, _: Admin) -> list[EngineOut]:
                 degraded_until=breakers[name].until if name in breakers else None,
                 self_test_failures=failed,
                 jobs={state: n for (state, engine), n in jobs.items() if engine == name},
-                mean_synthesis_seconds=synth[name][1] / synth[name][2] if name in synth else None,
-                mean_real_time_factor=rtf[name][1] / rtf[name][2] if name in rtf else None,
+                mean_synthesis_seconds=means[name][0],
+                mean_real_time_factor=means[name][1],
                 cloning=bool(caps and caps.cloning),
                 languages=sorted(caps.languages) if caps else [],
                 model_version=caps.model_version if caps else "unknown",
@@ -102,6 +105,13 @@ def cache_stats(s: DB, _: Admin) -> CacheStats:
         hits=int(cache_requests.labels("hit")._value.get()),
         misses=int(cache_requests.labels("miss")._value.get()),
     )
+
+
+@router.get("/v1/rates", response_model=RatesOut)
+def rates(s: DB, _: Admin) -> RatesOut:
+    """Attempts, failures and fallbacks per engine, and jobs finished and failed, over the last
+    hour: what the Grafana panels of failure and fallback rates show, without a Prometheus."""
+    return stats.recent_rates(s, utcnow())
 
 
 @router.delete("/v1/cache")

@@ -15,8 +15,9 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voicefarm import __version__, errors
-from voicefarm.api import admin, batches, health, jobs, openai, voices
-from voicefarm.schemas import PRINTABLE
+from voicefarm.api import admin, batches, console, contract, health, jobs, openai, voices
+from voicefarm.schemas import HEADER_VALUE, PLAIN, PRINTABLE
+from voicefarm.settings import get_settings
 
 # The one place an error of the farm's becomes an HTTP status; the most specific class wins.
 STATUS: dict[type[errors.VoicefarmError], int] = {
@@ -27,6 +28,7 @@ STATUS: dict[type[errors.VoicefarmError], int] = {
     errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.NotReady: 409,
+    errors.TooManyRequests: 429,
     errors.Unavailable: 503,
 }
 
@@ -40,13 +42,18 @@ def _field(loc: tuple[str | int, ...]) -> str:
 
 
 def _message(problem: dict[str, Any]) -> str:
-    if problem["type"] == "string_pattern_mismatch" and problem.get("ctx", {}).get("pattern") == PRINTABLE:
+    # Whatever pattern the field has, a control character is what to name.
+    if problem["type"] == "string_pattern_mismatch" and not re.fullmatch(PRINTABLE, problem["input"]):
         return "contains a control character (only tab and line breaks are allowed)"
+    if problem["type"] == "value_error":
+        reason = str(problem.get("ctx", {}).get("error", problem["msg"]))  # without pydantic's "Value error, "
+        # FastAPI's own names a Python class.
+        return "must be a file, sent as a file part of a multipart/form-data body" if "UploadFile" in reason else reason
     return str(problem["msg"])
 
 
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-HEADER_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is allowed in a header value
+PLAIN_VALUE = re.compile(PLAIN)
+HEADER_PLAIN = re.compile(HEADER_VALUE)
 
 
 class RefuseControlCharacters:
@@ -61,11 +68,11 @@ class RefuseControlCharacters:
             # ASGI hands the path already percent-decoded, the query string not.
             where = (
                 "path"
-                if CONTROL.search(scope["path"])
+                if not PLAIN_VALUE.fullmatch(scope["path"])
                 else "query"
-                if CONTROL.search(unquote(scope["query_string"].decode("latin-1")))
+                if not PLAIN_VALUE.fullmatch(unquote(scope["query_string"].decode("latin-1")))
                 else "header"
-                if any(HEADER_CONTROL.search(value.decode("latin-1")) for _, value in scope["headers"])
+                if not all(HEADER_PLAIN.fullmatch(value.decode("latin-1")) for _, value in scope["headers"])
                 else None
             )
             if where is not None:
@@ -77,8 +84,11 @@ class RefuseControlCharacters:
 
 def create_app() -> FastAPI:
     app = FastAPI(title="voicefarm", version=__version__, description="Distributed text-to-speech farm.")
-    for module in (health, jobs, batches, voices, openai, admin):
+    for module in (health, jobs, batches, voices, openai, admin, console):
         app.include_router(module.router)
+    app.mount("/console", console.files, name="console")
+    settings = get_settings()
+    app.openapi = lambda: contract.openapi(app, settings)  # type: ignore[method-assign]
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, e: HTTPException) -> JSONResponse:
@@ -86,7 +96,8 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(errors.VoicefarmError)
     async def farm_error(_: Request, e: errors.VoicefarmError) -> JSONResponse:
-        return JSONResponse({"error": e.message}, status_code=status_of(e))
+        retry = {"Retry-After": str(e.retry_after)} if isinstance(e, errors.TooManyRequests) else None
+        return JSONResponse({"error": e.message}, status_code=status_of(e), headers=retry)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, e: RequestValidationError) -> JSONResponse:

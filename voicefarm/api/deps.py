@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from fastapi import Depends, Header
+from fastapi import Depends, Query, Request, Security
 from fastapi.concurrency import run_in_threadpool
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from voicefarm import db
+from voicefarm import admission, db
 from voicefarm.auth import NOT_CACHED, Principal, authenticate, cached_principal
 from voicefarm.catalog import Catalog, Catalogs
 from voicefarm.errors import Forbidden, Unauthorized
 from voicefarm.heartbeat import LiveEngines
+from voicefarm.models import Batch, Job
 from voicefarm.settings import get_settings
 
 
@@ -41,19 +44,35 @@ async def current_catalog() -> Catalog:
     return fresh if fresh is not None else await run_in_threadpool(catalogs())
 
 
+async def tenant_policy(s: Session, tenant_id: str) -> admission.Policy:
+    """The tenant's admission policy: from memory, or from its row on a thread when stale."""
+    cached = admission.cached_policy(tenant_id)
+    return cached if cached is not None else await run_in_threadpool(admission.policy, s, tenant_id, get_settings())
+
+
 @lru_cache
 def get_live() -> LiveEngines:
     return LiveEngines(get_settings())
 
 
+# Security schemes rather than plain headers: the OpenAPI schema then says every endpoint but the
+# health check needs a key, in either place, and clients and fuzzers send it from their auth config.
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key")
+bearer = HTTPBearer(auto_error=False, description="The same API key, as Authorization: Bearer")
+
+
 async def principal(
+    request: Request,
     s: Annotated[Session, Depends(get_db)],
-    x_api_key: Annotated[str | None, Header(description="API key (or use Authorization: Bearer)")] = None,
-    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+    x_api_key: Annotated[str | None, Security(api_key_header)],
+    authorization: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
 ) -> Principal:
-    key = x_api_key
-    if key is None and authorization and authorization.lower().startswith("bearer "):
-        key = authorization[7:].strip()
+    # A malformed Authorization header is refused even beside a good X-API-Key: credentials the
+    # API cannot read are a client's mistake to show, not to ignore.
+    raw = request.headers.get("authorization")
+    if raw is not None and authorization is None and raw.strip().lower() != "bearer":
+        raise Unauthorized("malformed Authorization header: send Authorization: Bearer <API key>")
+    key = x_api_key or (authorization.credentials.strip() if authorization else None)
     if not key:
         raise Unauthorized("missing API key: send it in the X-API-Key header or as Authorization: Bearer")
     cached = cached_principal(key)
@@ -72,3 +91,18 @@ async def admin(caller: Annotated[Principal, Depends(principal)]) -> Principal:
 DB = Annotated[Session, Depends(get_db)]
 Caller = Annotated[Principal, Depends(principal)]
 Admin = Annotated[Principal, Depends(admin)]
+
+
+# How many of a tenant's latest rows a list endpoint (GET /v1/jobs, GET /v1/batches) returns.
+Limit = Annotated[int, Query(ge=1, le=100, description="How many, newest first")]
+Row = TypeVar("Row", Job, Batch)
+
+
+def newest(model: type[Row], tenant_id: str, limit: int) -> Select[Row]:
+    """A tenant's latest rows, newest first, through the table's (tenant_id, created_at) index."""
+    return (
+        select(model)
+        .where(model.tenant_id == tenant_id)
+        .order_by(model.created_at.desc(), model.id.desc())
+        .limit(limit)
+    )

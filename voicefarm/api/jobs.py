@@ -1,23 +1,27 @@
-"""Jobs: submit, poll, fetch audio."""
+"""Jobs: submit, poll, fetch audio, or hear it as it is made."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import RedirectResponse
-from sqlalchemy.orm import Session
+from fastapi.responses import RedirectResponse, StreamingResponse
+from sqlalchemy.orm import Session, selectinload
 
-from voicefarm import callbacks
-from voicefarm.api.deps import DB, Caller, current_catalog, get_live
+from voicefarm import admission, callbacks, captions, retention, timestamps
+from voicefarm.api.deps import DB, Caller, Limit, current_catalog, get_live, newest, tenant_policy
+from voicefarm.api.streams import live_chunks, started, stored_chunks
 from voicefarm.audio import content_type
 from voicefarm.cache import CachedAudio, get_cache
-from voicefarm.errors import NotFound, NotReady
+from voicefarm.encoder import STREAM_FORMATS
+from voicefarm.engines.base import Word
+from voicefarm.errors import JobFailed, NotReady
 from voicefarm.jobs import submit as lifecycle_submit
 from voicefarm.metrics import cache_requests
 from voicefarm.models import Job, JobStatus, Rendition
-from voicefarm.schemas import JobOut, JobRequest, Problem
+from voicefarm.renditions import content_key_of
+from voicefarm.schemas import RETRY_AFTER, JobOut, JobRequest, Problem, TimestampsOut
 from voicefarm.settings import get_settings
 from voicefarm.storage import get_store
 from voicefarm.views import cached_out, job_out
@@ -27,7 +31,12 @@ router = APIRouter(prefix="/v1", tags=["jobs"])
 errors: dict[int | str, dict[str, Any]] = {code: {"model": Problem} for code in (400, 401, 404, 409, 422, 503)}
 
 
-@router.post("/jobs", status_code=202, response_model=JobOut, responses=errors)
+@router.post(
+    "/jobs",
+    status_code=202,
+    response_model=JobOut,
+    responses={**errors, 429: {"model": Problem, "headers": RETRY_AFTER}},
+)
 async def create_job(
     body: JobRequest,
     request: Request,
@@ -41,41 +50,59 @@ async def create_job(
 ) -> JobOut:
     """Queue a synthesis job, or answer at once (200, cache: hit) when its audio already exists."""
     result = await accept(s, caller.tenant_id, body, idempotency_key)
-    if isinstance(result, CachedAudio):
+    out = (
+        cached_out(result, str(request.base_url))
+        if isinstance(result, CachedAudio)
+        else job_out(result, str(request.base_url))
+    )
+    if out.cache == "hit":
         response.status_code = 200
-        return cached_out(result, str(request.base_url))
-    return job_out(result, str(request.base_url))
+    return out
 
 
 async def accept(s: Session, tenant_id: str, body: JobRequest, idempotency_key: str | None = None) -> Job | CachedAudio:
     """A request's audio from the cache, or its job, recorded and enqueued; InvalidRequest when
-    it is invalid. Every endpoint that synthesizes comes through here."""
+    it is invalid, TooManyRequests when it is over one of the tenant's limits. Every endpoint
+    that synthesizes comes through here."""
     settings, catalog = get_settings(), await current_catalog()
+    policy = await tenant_policy(s, tenant_id)
     voice_id = body.voice or settings.default_voice
     voice = catalog.voice(voice_id) or await run_in_threadpool(cloned_voice, s, tenant_id, voice_id, settings)
-    p = lifecycle_submit.plan(body, voice, settings, catalog)
-    # Hot path: the preferred rendition is in Redis; no thread, no database. A retry with an
-    # idempotency key skips it, to get its first job back.
-    hit = None if idempotency_key else await get_cache().peek(p.keys[0])
+    p = lifecycle_submit.plan(body, voice, settings, catalog, policy.key_scope)
     callback = str(body.callback_url) if body.callback_url else None
     if callback is not None:  # resolving its host may block: off the event loop
         await run_in_threadpool(callbacks.check, callback, settings)
-    result = hit if hit is not None else await run_in_threadpool(submit, s, tenant_id, p, idempotency_key, callback)
+    windows = admission.get_windows()
+    granted = await windows.take(policy, 1, len(p.text))
+    try:
+        # Hot path: the preferred rendition is in Redis; no thread, no database. A retry with an
+        # idempotency key skips it, to get its first job back; so does a request for timestamps,
+        # which are a job's.
+        hit = None if idempotency_key or p.timestamps else await get_cache().peek(p.keys[0])
+        result = hit if hit is not None else await run_in_threadpool(submit, s, policy, p, idempotency_key, callback)
+    except Exception:
+        await windows.give_back(granted)  # not accepted: it must not count against the tenant
+        raise
     cache_requests.labels("hit" if isinstance(result, CachedAudio) else "miss").inc()
     return result
 
 
 def submit(
-    s: Session, tenant_id: str, p: lifecycle_submit.Plan, idempotency_key: str | None, callback_url: str | None = None
+    s: Session,
+    policy: admission.Policy,
+    p: lifecycle_submit.Plan,
+    idempotency_key: str | None,
+    callback_url: str | None = None,
 ) -> Job | CachedAudio:
     result, new = lifecycle_submit.submit(
         s,
         get_cache(),
         get_store(),
-        tenant_id,
+        policy.tenant_id,
         p,
         live=get_live()(),
         idempotency_key=idempotency_key,
+        policy=policy,
         callback_url=callback_url,
     )
     if new:
@@ -84,10 +111,20 @@ def submit(
     return result
 
 
+@router.get("/jobs", response_model=list[JobOut], responses=errors)
+def list_jobs(request: Request, s: DB, caller: Caller, limit: Limit = 20) -> list[JobOut]:
+    """The tenant's latest jobs, newest first (ix_jobs_tenant_created), with their attempts and,
+    for a long text, its segments' progress."""
+    # Attempts and a document's segments in one query each, not one a job.
+    loads = (selectinload(Job.attempts), selectinload(Job.segments))
+    jobs = s.scalars(newest(Job, caller.tenant_id, limit).options(*loads)).all()
+    return [job_out(job, str(request.base_url)) for job in jobs]
+
+
 def owned_job(s: DB, caller: Caller, job_id: str) -> Job:
     job = s.get(Job, job_id)
     if job is None or job.tenant_id != caller.tenant_id:
-        raise NotFound(f"no job {job_id!r}")
+        raise retention.gone(s, "job", job_id, caller.tenant_id, f"no job {job_id!r}")
     return job
 
 
@@ -96,7 +133,9 @@ def get_job(job_id: str, request: Request, s: DB, caller: Caller) -> JobOut:
     return job_out(owned_job(s, caller, job_id), str(request.base_url))
 
 
-def serve(object_key: str, fmt: str) -> Response:
+def serve(s: Session, object_key: str, fmt: str) -> Response:
+    """The audio, downloaded: a use, which keeps it from expiring."""
+    get_cache().used(s, [content_key_of(object_key)])
     store = get_store()
     url = store.presigned_url(object_key)
     if url is not None:
@@ -110,7 +149,7 @@ def get_job_audio(job_id: str, s: DB, caller: Caller) -> Response:
     job = owned_job(s, caller, job_id)
     if job.status != JobStatus.succeeded.value or not job.object_key:
         raise NotReady(f"job {job_id} is {job.status}; its audio is not ready")
-    return serve(job.object_key, job.format)
+    return serve(s, job.object_key, job.format)
 
 
 @router.get("/audio/{name}", responses={**errors, 200: {"content": {"audio/wav": {}}}})
@@ -119,5 +158,69 @@ def get_audio(name: str, s: DB, caller: Caller) -> Response:
     key = name.rsplit(".", 1)[0]
     row = s.get(Rendition, key)
     if row is None or row.object_key != f"audio/{name}":
-        raise NotFound(f"no audio {name!r}")
-    return serve(row.object_key, row.format)
+        raise retention.gone(s, "audio", name, caller.tenant_id, f"no audio {name!r}")
+    return serve(s, row.object_key, row.format)
+
+
+@router.get(
+    "/jobs/{job_id}/stream",
+    responses={**errors, 200: {"content": {"audio/wav": {}}}, 502: {"model": Problem}},
+)
+async def stream_job_audio(
+    job_id: str,
+    s: DB,
+    caller: Caller,
+    format: Annotated[
+        Literal["pcm", "wav", "mp3", "opus", "aac"] | None,
+        Query(description="Default: the job's own format. WAV streams with a header of unknown length."),
+    ] = None,
+) -> StreamingResponse:
+    """The job's audio as it is synthesized, chunk by chunk: call it while the job is queued
+    and it starts with the first audio; a finished job streams its stored file. A failure
+    after the audio began cuts the stream short; the job itself goes on down its chain. A job
+    in a format that cannot be streamed (flac, ogg) streams only its stored file."""
+    job = await run_in_threadpool(owned_job, s, caller, job_id)
+    fmt = format or job.format
+    if fmt not in STREAM_FORMATS and job.status == JobStatus.failed.value:
+        raise HTTPException(502, f"job {job_id} failed: {job.error}")
+    if fmt not in STREAM_FORMATS and job.status != JobStatus.succeeded.value:
+        raise NotReady(
+            f"job {job_id} is {job.status}: its format {fmt!r} cannot be streamed as it is made; ask again "
+            f"once it has succeeded, or for one of {', '.join(STREAM_FORMATS)}"
+        )
+    if job.status == JobStatus.succeeded.value:
+        if not job.object_key:  # purged (DELETE /v1/cache, a deleted voice)
+            raise NotReady(f"job {job_id} succeeded, but its audio has since been deleted")
+        chunks = stored_chunks(s, job.object_key, job.format, fmt, job.output_rate)
+    else:
+        chunks = live_chunks(s, job.id, job.format, fmt, job.output_rate)
+    try:
+        body = await started(chunks)
+    except JobFailed as e:
+        raise HTTPException(502, e.message) from None
+    return StreamingResponse(body, media_type=content_type(fmt))
+
+
+@router.get("/jobs/{job_id}/timestamps", response_model=TimestampsOut, responses=errors)
+def get_job_timestamps(job_id: str, s: DB, caller: Caller) -> TimestampsOut:
+    """When each word of the job's text is heard: 404 when the job did not ask for timestamps,
+    409 until it has succeeded and its audio is aligned."""
+    row = timestamps.of_job(s, owned_job(s, caller, job_id))
+    return TimestampsOut.model_validate({"words": row.words, "source": row.source})
+
+
+def caption_file(s: Session, caller: Caller, job_id: str, fmt: Literal["vtt", "srt"]) -> Response:
+    row = timestamps.of_job(s, owned_job(s, caller, job_id))
+    return Response(captions.render([Word(**w) for w in row.words], fmt), media_type=captions.MEDIA_TYPES[fmt])
+
+
+@router.get("/jobs/{job_id}/captions.vtt", responses={**errors, 200: {"content": {"text/vtt": {}}}})
+def get_job_captions_vtt(job_id: str, s: DB, caller: Caller) -> Response:
+    """The job's words as WebVTT captions; the same errors as its timestamps."""
+    return caption_file(s, caller, job_id, "vtt")
+
+
+@router.get("/jobs/{job_id}/captions.srt", responses={**errors, 200: {"content": {"application/x-subrip": {}}}})
+def get_job_captions_srt(job_id: str, s: DB, caller: Caller) -> Response:
+    """The job's words as SubRip captions; the same errors as its timestamps."""
+    return caption_file(s, caller, job_id, "srt")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Response, UploadFile
+from pydantic import BeforeValidator
 from sqlalchemy import select
 
 from voicefarm import voices
@@ -16,13 +17,23 @@ from voicefarm.errors import InvalidRequest, NotFound
 from voicefarm.jobs.keys import normalise_language
 from voicefarm.models import ClonedVoice
 from voicefarm.reference import Analysis
-from voicefarm.schemas import PRINTABLE, ClonedVoiceOut, Problem, SampleAnalysis, VoiceOut
+from voicefarm.schemas import LANGUAGE_TAG, PRINTABLE, ClonedVoiceOut, Problem, SampleAnalysis, VoiceOut
 from voicefarm.settings import get_settings
 from voicefarm.storage import get_store
 
 router = APIRouter(prefix="/v1", tags=["voices"])
 errors: dict[int | str, dict[str, Any]] = {code: {"model": Problem} for code in (401, 404, 413, 415, 422)}
-LANGUAGE_TAG = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
+
+
+def _true_or_false(value: object) -> object:
+    if isinstance(value, str) and value not in ("true", "false"):
+        raise ValueError("must be true or false")
+    return value
+
+
+# A form carries a boolean as text: the two words the schema's boolean stands for, not the 0, no
+# or off that pydantic would also read.
+FormBool = Annotated[bool, BeforeValidator(_true_or_false)]
 
 
 def cloned_out(row: ClonedVoice) -> ClonedVoiceOut:
@@ -89,12 +100,12 @@ def upload_voice(
     s: DB,
     caller: Caller,
     name: Annotated[str, Form(min_length=1, max_length=200, pattern=PRINTABLE)],
-    language: Annotated[str, Form(pattern=LANGUAGE_TAG, description="BCP-47 tag, e.g. en or en-US")],
+    language: Annotated[str, Form(pattern=LANGUAGE_TAG, max_length=16, description="BCP-47 tag, e.g. en or en-US")],
     file: Annotated[UploadFile, File(description="WAV, FLAC, MP3 or OGG; 3–30 s of one speaker")],
-    consent: Annotated[bool, Form(description="true: the speaker agreed to be cloned")],
+    consent: Annotated[FormBool, Form(description="Must be true: the speaker agreed to be cloned")],
     description: Annotated[str | None, Form(max_length=2000, pattern=PRINTABLE)] = None,
     fallback_voice: Annotated[
-        str | None, Form(pattern=PRINTABLE, description="Built-in voice for engines that cannot clone")
+        str | None, Form(max_length=200, pattern=PRINTABLE, description="Built-in voice for engines that cannot clone")
     ] = None,
 ) -> ClonedVoiceOut:
     """Upload a reference sample. It is analysed and refused, with the reason, when it cannot
@@ -132,16 +143,26 @@ def get_voice(voice_id: str, s: DB, caller: Caller) -> ClonedVoiceOut | VoiceOut
     return cloned_out(_owned(s, caller, voice_id))
 
 
+@router.get("/voices/{voice_id}/sample", responses={**errors, 200: {"content": {"audio/flac": {}}}})
+def get_voice_sample(voice_id: str, s: DB, caller: Caller) -> Response:
+    """A cloned voice's current sample, as stored: mono FLAC at the farm's voice rate. Its
+    bytes, never a redirect to the store: it is the speaker's, and only its owner fetches it."""
+    if get_catalog().voice(voice_id) is not None:
+        raise NotFound(f"{voice_id!r} is a built-in voice: it has no uploaded sample")
+    return Response(get_store().get(_owned(s, caller, voice_id).sample_key), media_type="audio/flac")
+
+
 @router.patch("/voices/{voice_id}", response_model=ClonedVoiceOut, responses=errors)
 def update_voice(
     voice_id: str,
     s: DB,
     caller: Caller,
-    name: Annotated[str | None, Form(min_length=1, max_length=200, pattern=PRINTABLE)] = None,
+    # FastAPI reads an empty form field as one not sent: it changes nothing.
+    name: Annotated[str | None, Form(max_length=200, pattern=PRINTABLE, description="Empty: unchanged")] = None,
     description: Annotated[str | None, Form(max_length=2000, pattern=PRINTABLE)] = None,
-    fallback_voice: Annotated[str | None, Form(pattern=PRINTABLE)] = None,
+    fallback_voice: Annotated[str | None, Form(max_length=200, pattern=PRINTABLE)] = None,
     file: Annotated[UploadFile | None, File(description="A new sample: makes a new voice version")] = None,
-    consent: Annotated[bool, Form()] = False,
+    consent: Annotated[FormBool, Form(description="Must be true with a new sample")] = False,
 ) -> ClonedVoiceOut:
     """Rename or re-describe a voice, or replace its sample (a new version)."""
     row = _owned(s, caller, voice_id)

@@ -2,10 +2,15 @@
 
 An engine is constructed cheaply (no model load, no heavy import) so the API can ask it
 what it offers; a worker process calls `load()` once, before it takes its first job.
+
+An engine that can hand over audio before the whole text is spoken is also `Streaming`: the
+worker publishes each piece as it comes (voicefarm.jobs.feed), so a listener hears the first
+sentence while the rest is synthesized.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -76,11 +81,22 @@ class SynthesisRequest:
 
 
 @dataclass(frozen=True)
+class Word:
+    """When one word is heard in an audio, in seconds from its start."""
+
+    text: str
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
 class Audio:
-    """Mono float32 PCM in [-1, 1]."""
+    """Mono float32 PCM in [-1, 1]. An engine that knows when it said each word (its own
+    alignments) returns them in `words`, and the farm uses them instead of aligning the audio."""
 
     samples: np.ndarray
     sample_rate: int
+    words: tuple[Word, ...] | None = None
 
     @property
     def duration(self) -> float:
@@ -97,3 +113,39 @@ class Engine(Protocol):
         """Load the model; called once per worker process before the first job."""
 
     def synthesize(self, request: SynthesisRequest) -> Audio: ...
+
+
+@runtime_checkable
+class Streaming(Protocol):
+    def stream(self, request: SynthesisRequest) -> Iterator[Audio]:
+        """The audio in pieces, in order, as they are made; joined end to end they are what
+        `synthesize` returns, so what was streamed and what is stored are the same samples."""
+        ...
+
+
+def stream(engine: Engine, request: SynthesisRequest) -> Iterator[Audio]:
+    """The engine's audio piece by piece: one piece from an engine that cannot stream."""
+    if isinstance(engine, Streaming):
+        yield from engine.stream(request)
+    else:
+        yield engine.synthesize(request)
+
+
+def joined(pieces: Iterable[Audio]) -> Audio:
+    """Pieces of one stream, end to end; a stream keeps one rate throughout. The pieces' own
+    word times, when every piece has them, are moved to where each piece starts."""
+    parts = list(pieces)
+    if not parts:
+        raise ValueError("the engine produced no audio")
+    rate = parts[0].sample_rate
+    if any(p.sample_rate != rate for p in parts):
+        raise ValueError("the engine changed its sample rate within one stream")
+    words = None
+    if all(p.words is not None for p in parts):
+        starts = np.cumsum([0, *(len(p.samples) for p in parts[:-1])]) / rate
+        words = tuple(
+            Word(w.text, w.start + float(at), w.end + float(at))
+            for p, at in zip(parts, starts, strict=True)
+            for w in p.words or ()
+        )
+    return Audio(np.concatenate([p.samples for p in parts]).astype(np.float32, copy=False), rate, words)

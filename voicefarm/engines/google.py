@@ -17,15 +17,16 @@ import logging
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import soundfile as sf
 
-from voicefarm.engines.base import Audio, Capabilities, SynthesisRequest, Voice
-from voicefarm.engines.text import join_pieces, split_text
+from voicefarm.engines.base import Audio, Capabilities, SynthesisRequest, Voice, joined
+from voicefarm.engines.text import crossfaded, split_text
 from voicefarm.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -152,7 +153,8 @@ class GoogleEngine:
             raise GoogleTTSError(f"no Google voice configured for language {request.language!r}")
         return name
 
-    def synthesize(self, request: SynthesisRequest) -> Audio:
+    def stream(self, request: SynthesisRequest) -> Iterator[Audio]:
+        """One request per sentence (or piece of an over-long one), each handed on as it comes."""
         from google.cloud import texttospeech
 
         if self._client is None:
@@ -165,15 +167,21 @@ class GoogleEngine:
             speaking_rate=request.speed,
             pitch=float(request.options.get("pitch", 0.0)),
         )
-        text = request.text
-        pieces = split_text(text, PIECE_CHARS) if len(text.encode()) > MAX_INPUT_BYTES else [text]
-        decoded = []
-        for piece in pieces:
-            response = self._call(input=texttospeech.SynthesisInput(text=piece), voice=voice, audio_config=config)
-            # LINEAR16 comes as a WAV file; its header carries the rate actually produced.
-            samples, rate = sf.read(io.BytesIO(response.audio_content), dtype="float32", always_2d=True)
-            decoded.append(samples.mean(axis=1))
-        return Audio(join_pieces(decoded, rate), rate)
+        rates: list[int] = []
+
+        def decoded() -> Iterator[np.ndarray]:
+            for piece in split_text(request.text, PIECE_CHARS, pack=False):
+                response = self._call(input=texttospeech.SynthesisInput(text=piece), voice=voice, audio_config=config)
+                # LINEAR16 comes as a WAV file; its header carries the rate actually produced.
+                samples, rate = sf.read(io.BytesIO(response.audio_content), dtype="float32", always_2d=True)
+                rates.append(rate)
+                yield samples.mean(axis=1)
+
+        for samples in crossfaded(decoded(), self.sample_rate):
+            yield Audio(samples, rates[-1])
+
+    def synthesize(self, request: SynthesisRequest) -> Audio:
+        return joined(self.stream(request))
 
     def _call(self, **request: Any) -> Any:
         """One synthesize_speech call with our timeout, retried on transient errors only."""

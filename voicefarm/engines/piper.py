@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from voicefarm.engines.base import Audio, Capabilities, SynthesisRequest, Voice
+from voicefarm.engines.base import Audio, Capabilities, SynthesisRequest, Voice, joined
 from voicefarm.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,14 +78,19 @@ class PiperEngine:
             self._loaded[voice_id] = PiperVoice.load(model)
         log.info("piper: loaded %d voice(s) on CPU", len(self._loaded))
 
-    def synthesize(self, request: SynthesisRequest) -> Audio:
+    def stream(self, request: SynthesisRequest) -> Iterator[Audio]:
+        """Sentence by sentence, as piper-tts speaks them."""
         from piper import SynthesisConfig
 
         voice = self._loaded[request.voice]
         config = SynthesisConfig(length_scale=1.0 / request.speed)
-        chunks = [chunk.audio_float_array for chunk in voice.synthesize(request.text, syn_config=config)]
-        samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
-        return Audio(samples.astype(np.float32, copy=False), voice.config.sample_rate)
+        for chunk in voice.synthesize(request.text, syn_config=config):
+            yield Audio(chunk.audio_float_array.astype(np.float32, copy=False), voice.config.sample_rate)
+
+    def synthesize(self, request: SynthesisRequest) -> Audio:
+        voice = self._loaded[request.voice]
+        pieces = list(self.stream(request))
+        return joined(pieces) if pieces else Audio(np.zeros(0, dtype=np.float32), voice.config.sample_rate)
 
 
 def from_settings(settings: Settings) -> PiperEngine:

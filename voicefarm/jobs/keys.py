@@ -19,9 +19,11 @@ def normalise_language(tag: str) -> str:
     return "-".join([parts[0].lower(), *(p.upper() if len(p) == 2 else p for p in parts[1:])])
 
 
-def source_key(*, text: str, language: str, speed: float, candidate: Candidate) -> str:
-    """sha256 over what the engine synthesizes: equal keys mean the same speech, in any format."""
-    canonical = {
+def source_key(*, text: str, language: str, speed: float, candidate: Candidate, scope: str | None = None) -> str:
+    """sha256 over what the engine synthesizes: equal keys mean the same speech, in any format.
+    `scope` confines the key to one tenant's private cache (voicefarm.admission.Policy); a shared
+    key has none, so keys made before cache scopes existed stay valid."""
+    canonical: dict[str, object] = {
         "text": text,
         "voice": candidate.voice.id,
         "voice_version": candidate.voice.version,
@@ -30,6 +32,8 @@ def source_key(*, text: str, language: str, speed: float, candidate: Candidate) 
         "engine": candidate.engine,
         "model_version": candidate.model_version,
     }
+    if scope is not None:
+        canonical["scope"] = scope
     return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 

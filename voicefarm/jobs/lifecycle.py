@@ -1,6 +1,10 @@
 """A job's transitions, each one database transaction: begin (a worker takes it), reroute (an
-attempt failed: on to the next engine of its chain), finish (its audio is stored) and settle
-(its final outcome, copied to every job that followed it).
+attempt failed: on to the next engine of its chain), abandon (its worker died: send it again),
+finish (its audio is stored) and settle (its final outcome, copied to every job that followed it).
+
+Each transition that sends a job again gives it the next dispatch number, and its message
+carries that number: a message with an older one is a stale copy (a late redelivery) and
+finds nothing to do, so a job never runs twice at once.
 
 Deduplication lives here too: at most one synthesis is in flight per content key (a unique
 index), so a job that would be a second one follows the first instead, at submit or when it
@@ -10,20 +14,24 @@ moves to another engine.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from voicefarm import breaker, db, renditions, webhooks
+from voicefarm import alignment, breaker, counters, db, renditions, timestamps, webhooks
 from voicefarm.cache import CachedAudio
-from voicefarm.engines.base import SynthesisRequest, Voice
+from voicefarm.engines.base import SynthesisRequest, Voice, Word
 from voicefarm.heartbeat import available
 from voicefarm.jobs.batches import finish_if_done
 from voicefarm.jobs.chain import Link
+from voicefarm.jobs.fairness import priorities
 from voicefarm.models import ACTIVE, Attempt, ClonedVoice, Job, JobStatus, Outcome, utcnow
+from voicefarm.queue import Message
 from voicefarm.settings import get_settings
 from voicefarm.storage import get_store
 from voicefarm.voices import as_voice
@@ -48,6 +56,7 @@ OUTCOME = (
 class Run:
     """One attempt of one job on a worker's engine."""
 
+    job_id: str
     attempt_id: int
     request: SynthesisRequest
     key: str
@@ -71,8 +80,22 @@ def copy_outcome(leader: Job, follower: Job) -> None:
         setattr(follower, field, getattr(leader, field))
 
 
-def begin(job_id: str, engine: str, worker: str) -> Run | None:
-    """Mark the job running and open an attempt; None when there is nothing to do."""
+def message(s: Session, job: Job) -> Message:
+    """The message that sends this job, as it stands, to its engine's queue."""
+    (priority,) = priorities(s, job.tenant_id, 1, batch=job.batch_id is not None)
+    return Message(job.id, job.engine, job.dispatch, priority, job.document)
+
+
+def resend(s: Session, job: Job) -> Message:
+    """Give the job its next dispatch number, making any message sent before stale."""
+    job.dispatch += 1
+    s.flush()
+    return message(s, job)
+
+
+def begin(job_id: str, engine: str, worker: str, dispatch: int | None = None) -> Run | None:
+    """Mark the job running and open an attempt; None when there is nothing to do. `dispatch`
+    is the number the message carries (None: a message from before dispatch numbers)."""
     settings = get_settings()
     with db.session() as s:
         job = s.get(Job, job_id, with_for_update=True)
@@ -81,11 +104,17 @@ def begin(job_id: str, engine: str, worker: str) -> Run | None:
             # it again would be a second synthesis of the same job.
             log.info("job %s: nothing to do here (%s)", job_id, job.status if job else "no such job")
             return None
+        if dispatch is not None and dispatch != job.dispatch:
+            # The job was sent again since (its worker was found dead): this copy of the old
+            # message came back late, while the new one runs or waits.
+            log.info("job %s: stale message %d (the job is on dispatch %d)", job_id, dispatch, job.dispatch)
+            return None
         now = utcnow()
         for a in job.attempts:
             if a.outcome == Outcome.running:  # redelivered: the worker of that attempt died
                 a.outcome, a.finished_at = Outcome.lost.value, now
                 a.error = "the worker died during synthesis (killed, crashed or out of memory)"
+                counters.on_commit(s, counters.attempts.labels(a.engine, Outcome.lost.value).inc)
         lost_here = sum(a.outcome == Outcome.lost and a.engine == engine for a in job.attempts)
         job.status = JobStatus.running.value
         job.started_at = job.started_at or now
@@ -93,15 +122,15 @@ def begin(job_id: str, engine: str, worker: str) -> Run | None:
         s.add(attempt)
         s.flush()
         link = job.link
-        cloned = s.get(ClonedVoice, link.voice) if link.cloned else None
         return Run(
+            job_id=job.id,
             attempt_id=attempt.id,
             request=SynthesisRequest(text=job.text, voice=link.voice, language=job.language, speed=job.speed),
             key=job.content_key,
             source=link.source,
             format=job.format,
             rate=job.output_rate,
-            sample=(cloned.sample_key, as_voice(cloned, settings)) if cloned else None,
+            sample=sample(s, link),
             move_on=(
                 f"workers died {lost_here} times on this job; moving on"
                 if lost_here > settings.max_lost_per_engine
@@ -110,11 +139,17 @@ def begin(job_id: str, engine: str, worker: str) -> Run | None:
         )
 
 
-def reroute(job_id: str, attempt_id: int | None, error: str, engine: str | None = None) -> str | None:
+def sample(s: Session, link: Link) -> tuple[str, Voice] | None:
+    """The stored sample of the cloned voice a link speaks, if it speaks one."""
+    cloned = s.get(ClonedVoice, link.voice) if link.cloned else None
+    return (cloned.sample_key, as_voice(cloned, get_settings())) if cloned else None
+
+
+def reroute(job_id: str, attempt_id: int | None, error: str, engine: str | None = None) -> Message | None:
     """Close the failed attempt (given, or the open one on `engine`), count it against the
     engine's breaker, and move the job to the next engine of its chain that has a live worker
-    and a closed breaker; returns that engine, or None when the job failed for good, follows
-    another job, or has already moved on."""
+    and a closed breaker; returns the message that sends it there, or None when the job failed
+    for good, follows another job, or has already moved on."""
     with db.session() as s:
         job = s.get(Job, job_id, with_for_update=True)
         if job is None or job.status not in ACTIVE or (engine is not None and job.engine != engine):
@@ -133,6 +168,7 @@ def reroute(job_id: str, attempt_id: int | None, error: str, engine: str | None 
         for a in failed:
             a.outcome, a.error, a.finished_at = Outcome.failed.value, f"{a.engine}: {error}", now
             breaker.failed(s, a.engine, error, settings)
+            counters.on_commit(s, counters.attempts.labels(a.engine, Outcome.failed.value).inc)
         links = job.links
         position = [link.engine for link in links].index(job.engine)
         where = available(s, settings)
@@ -147,23 +183,51 @@ def reroute(job_id: str, attempt_id: int | None, error: str, engine: str | None 
             return None
         for a in failed:
             a.rerouted_to = following.engine
+            counters.on_commit(s, counters.fallbacks.labels(a.engine, following.engine).inc)
         job.status = JobStatus.queued.value
-        return move(s, job, following)
+        return resend(s, job) if move(s, job, following) else None
 
 
-def move(s: Session, job: Job, link: Link) -> str | None:
-    """Point the job at another engine. If an identical job is already in flight there, follow
-    it (and bring our followers along) instead of synthesizing the same audio twice."""
+def abandon(job_id: str, attempt_id: int, error: str) -> Message | None:
+    """Close an attempt whose worker died without a word (the broker would give its message
+    back only after the visibility timeout) as lost, and send the job again; None when the
+    attempt has closed since, or the job is no longer running."""
+    with db.session() as s:
+        job = s.get(Job, job_id, with_for_update=True)
+        attempt = s.get(Attempt, attempt_id)
+        if job is None or job.status != JobStatus.running.value or attempt is None:
+            return None
+        if attempt.outcome != Outcome.running:
+            return None
+        attempt.outcome, attempt.error, attempt.finished_at = Outcome.lost.value, error, utcnow()
+        counters.on_commit(s, counters.attempts.labels(attempt.engine, Outcome.lost.value).inc)
+        job.status = JobStatus.queued.value
+        return resend(s, job)
+
+
+def requeue(job_id: str) -> Message | None:
+    """Send a job whose message the broker lost again; None if it is no longer waiting."""
+    with db.session() as s:
+        job = s.get(Job, job_id, with_for_update=True)
+        if job is None or job.status not in ACTIVE or job.leader_id is not None:
+            return None
+        return resend(s, job)
+
+
+def move(s: Session, job: Job, link: Link) -> bool:
+    """Point the job at another engine; False when it follows a job there instead. If an
+    identical job is already in flight there, follow it (and bring our followers along) rather
+    than synthesize the same audio twice."""
     try:
         with s.begin_nested():
             job.engine, job.content_key = link.engine, link.key
-        return link.engine
+        return True
     except IntegrityError:
         leader = in_flight(s, link.key, besides=job.id)
         assert leader is not None, "the unique index held another job in flight"
         job.engine, job.content_key, job.leader_id = link.engine, link.key, leader.id
         s.execute(update(Job).where(Job.leader_id == job.id).values(leader_id=leader.id))
-        return None
+        return False
 
 
 def settle(s: Session, job: Job, outcome: dict[str, Any]) -> None:
@@ -182,26 +246,40 @@ def settle(s: Session, job: Job, outcome: dict[str, Any]) -> None:
     for job_id, _, callback in [(job.id, job.batch_id, job.callback_url), *followers]:
         if callback:
             webhooks.announce_after_commit(s, "job", job_id)
+    counters.on_commit(s, partial(counters.jobs_finished.labels(job.engine, job.status).inc, 1 + len(followers)))
     s.flush()
     finish_if_done(s, [job.batch_id, *(batch_id for _, batch_id, _ in followers)])
 
 
-def finish(job_id: str, attempt_id: int, *, audio: CachedAudio, seconds: float) -> bool:
+def finish(
+    job_id: str, attempt_id: int, *, audio: CachedAudio, seconds: float, words: Sequence[Word] | None = None
+) -> bool:
     """Record success on the attempt, the job, its followers and the rendition's durable record,
-    in one transaction so no reader sees half of it. False when the job is gone (its voice was
-    purged while it ran): then nothing made from it is kept."""
+    in one transaction so no reader sees half of it; with the engine's own word timings
+    (`words`) when it has them, else an alignment asked of the aligner when the job or a
+    follower wants timestamps. False when the job is gone (its voice was
+    purged while it ran: then nothing made from it is kept), or when this attempt was given up
+    for lost and the job sent again (the new attempt records the same audio)."""
     with db.session() as s:
-        job = s.get(Job, job_id)
+        job = s.get(Job, job_id, with_for_update=True)
         if job is None:
             get_store().delete(audio.object_key)
             return False
         now = utcnow()
         run = s.get(Attempt, attempt_id)
         assert run is not None, "the attempt belongs to the job"
+        if run.outcome != Outcome.running:
+            log.warning("job %s: attempt %d was given up as %s; its result is dropped", job_id, attempt_id, run.outcome)
+            return False
         run.outcome, run.finished_at = Outcome.succeeded.value, now
         breaker.succeeded(s, run.engine)
+        counters.synthesized(s, job, audio, seconds, now)
         link = job.link
         renditions.record(s, audio, link.source, link.voice)
+        if words is not None:
+            timestamps.record(s, link.source, alignment.match(job.spoken, words, audio.duration), alignment.ENGINE)
+        elif timestamps.wanted(s, job):
+            timestamps.request(s, job)
         settle(
             s,
             job,

@@ -3,28 +3,32 @@ it to its engine's queue. Batches are many submissions recorded together."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from voicefarm import renditions
+from voicefarm import admission, renditions, timestamps
 from voicefarm.audio import FORMATS
 from voicefarm.breaker import Available
 from voicefarm.cache import AudioCache, CachedAudio
 from voicefarm.catalog import Candidate, Catalog
 from voicefarm.engines.base import Voice
 from voicefarm.errors import InvalidRequest, Unavailable
+from voicefarm.jobs import segments
 from voicefarm.jobs.batches import finish_if_done
 from voicefarm.jobs.chain import Link
+from voicefarm.jobs.fairness import priorities
 from voicefarm.jobs.keys import content_key, normalise_language, normalise_text, source_key
 from voicefarm.jobs.lifecycle import copy_outcome, in_flight
-from voicefarm.models import ACTIVE, Batch, Job, JobStatus, Rendition, utcnow
-from voicefarm.queue import enqueue
+from voicefarm.models import ACTIVE, Batch, Job, JobStatus, Rendition, Segment, utcnow
+from voicefarm.queue import Message, enqueue
 from voicefarm.settings import Settings
 from voicefarm.storage import Store
+
+MIN_RATE, MAX_RATE = 8000, 48000  # output sample rates a request may ask for
 
 
 class Request(Protocol):
@@ -37,6 +41,7 @@ class Request(Protocol):
     format: str
     speed: float
     sample_rate: int | None
+    timestamps: bool
 
 
 @dataclass(frozen=True)
@@ -51,19 +56,26 @@ class Plan:
     candidates: list[Candidate]
     sources: list[str]  # source key for each candidate, same order
     keys: list[str]  # content key for each candidate, same order
+    timestamps: bool  # word timestamps asked for
+    # A document's segments, and each one's source key for each candidate; none for a plain job.
+    pieces: list[segments.Piece] = field(default_factory=list)
+    piece_sources: list[dict[str, str]] = field(default_factory=list)
 
 
-def plan(request: Request, voice: Voice | None, settings: Settings, catalog: Catalog) -> Plan:
-    """Validate a request whose voice the caller has looked up (None: no such voice)."""
+def plan(request: Request, voice: Voice | None, settings: Settings, catalog: Catalog, scope: str | None = None) -> Plan:
+    """Validate a request whose voice the caller has looked up (None: no such voice), and key it
+    in the cache `scope` (admission.Policy.key_scope: None is the farm's shared cache). The API's
+    schema states each of these rules too (api/contract.py)."""
     text = normalise_text(request.text)
     if not text:
         raise InvalidRequest("text is empty")
-    if len(text) > settings.max_text_chars:
-        raise InvalidRequest(f"text is {len(text)} characters; the maximum is {settings.max_text_chars}")
+    # The text as sent, as the schema's maxLength counts it: normalising may shorten it.
+    if len(request.text) > settings.max_text_chars:
+        raise InvalidRequest(f"text is {len(request.text)} characters; the maximum is {settings.max_text_chars}")
     if request.format not in FORMATS:
         raise InvalidRequest(f"format {request.format!r} is not supported; use one of {', '.join(FORMATS)}")
-    if request.sample_rate is not None and not 8000 <= request.sample_rate <= 48000:
-        raise InvalidRequest(f"sample_rate {request.sample_rate} is out of range [8000, 48000]")
+    if request.sample_rate is not None and not MIN_RATE <= request.sample_rate <= MAX_RATE:
+        raise InvalidRequest(f"sample_rate {request.sample_rate} is out of range [{MIN_RATE}, {MAX_RATE}]")
     if not settings.min_speed <= request.speed <= settings.max_speed:
         raise InvalidRequest(f"speed {request.speed} is out of range [{settings.min_speed}, {settings.max_speed}]")
     quality = request.quality or settings.default_quality
@@ -79,10 +91,32 @@ def plan(request: Request, voice: Voice | None, settings: Settings, catalog: Cat
     candidates = catalog.candidates(quality, voice, language)
     if not candidates:
         raise InvalidRequest(f"no engine in quality tier {quality!r} can speak voice {voice.id!r} in {language!r}")
-    sources = [source_key(text=text, language=language, speed=request.speed, candidate=c) for c in candidates]
+    pieces = (
+        segments.split(request.text, settings.segment_chars)
+        if segments.is_document(request.text, settings.segment_chars)
+        else []
+    )
+
+    def key(spoken: str, candidate: Candidate) -> str:
+        return source_key(text=spoken, language=language, speed=request.speed, candidate=candidate, scope=scope)
+
+    # A document is keyed by its segments and pauses, and its text kept as sent (SSML, Markdown).
+    sources = [key(segments.canonical(pieces) if pieces else text, c) for c in candidates]
     keys = [content_key(src, request.format, request.sample_rate) for src in sources]
     return Plan(
-        text, voice, language, quality, request.format, request.speed, request.sample_rate, candidates, sources, keys
+        request.text.strip() if pieces else text,
+        voice,
+        language,
+        quality,
+        request.format,
+        request.speed,
+        request.sample_rate,
+        candidates,
+        sources,
+        keys,
+        request.timestamps,
+        pieces,
+        [{c.engine: key(piece.text, c) for c in candidates} for piece in pieces],
     )
 
 
@@ -95,6 +129,7 @@ def submit(
     *,
     live: Available,
     idempotency_key: str | None = None,
+    policy: admission.Policy | None = None,
     **extra: object,
 ) -> tuple[Job | CachedAudio, bool]:
     """The cached audio if it exists, else a job row, committed; and whether the caller must
@@ -105,18 +140,29 @@ def submit(
     closed breaker (the first engine when there is none: it waits in that queue). A job whose
     identical request is already in flight becomes its follower and is not sent: the leader's
     synthesis completes both. A repeated idempotency key returns the tenant's first job with
-    that key. `extra` sets other job fields (callback_url, batch_id, batch_index).
+    that key. A new job must fit the tenant's limit of active jobs (`policy`; a batch checks all
+    its items at once). `extra` sets other job fields (callback_url, batch_id, batch_index).
+    Timestamps belong to a job: a hit that asks for them is recorded as a job done from the
+    cache, and its speech aligned unless it already is.
     """
     if idempotency_key is not None:
         first = earlier(session, tenant_id, idempotency_key)
         if first is not None:
             return first, False
     hit = cache.lookup(session, p.keys) or convert_master(session, store, cache, p)
+    if hit is not None and p.timestamps:
+        done = finished_from_cache(tenant_id, p, hit, idempotency_key=idempotency_key, **extra)
+        session.add(done)
+        timestamps.request(session, done)
+        session.commit()
+        return done, False
     if hit is not None:
         return hit, False
+    if policy is not None:
+        admission.check_active(session, policy, 1)
     start = next((i for i, r in enumerate(p.candidates) if live.usable(session, r.engine)), 0)
     fields = job_fields(tenant_id, p, start, idempotency_key=idempotency_key, **extra)
-    job = Job(**fields)
+    job = Job(**fields, segments=segment_rows(p))
     session.add(job)
     try:
         session.commit()
@@ -126,7 +172,8 @@ def submit(
     if idempotency_key is not None and (first := earlier(session, tenant_id, idempotency_key)) is not None:
         return first, False
     leader = in_flight(session, p.keys[start])
-    job = Job(**fields, leader_id=leader.id if leader else None)
+    # A follower is spoken by its leader's segments: it has none of its own.
+    job = Job(**fields, leader_id=leader.id if leader else None, segments=[] if leader else segment_rows(p))
     session.add(job)
     session.commit()
     if leader is None:
@@ -135,6 +182,8 @@ def submit(
     session.refresh(leader)
     if leader.status not in ACTIVE:
         copy_outcome(leader, job)
+        if job.timestamps and job.status == JobStatus.succeeded.value:
+            timestamps.request(session, job)
         session.commit()
     return job, False
 
@@ -158,8 +207,18 @@ def job_fields(tenant_id: str, p: Plan, start: int, **extra: object) -> dict[str
         chain=[link.to_json() for link in chain],
         engine=p.candidates[start].engine,
         content_key=p.keys[start],
+        timestamps=p.timestamps,
+        document=bool(p.pieces),
         **extra,
     )
+
+
+def segment_rows(p: Plan) -> list[Segment]:
+    """A document's segments, to record with its job."""
+    return [
+        Segment(position=i, text=piece.text, pause=piece.pause, sources=sources)
+        for i, (piece, sources) in enumerate(zip(p.pieces, p.piece_sources, strict=True))
+    ]
 
 
 def finished_from_cache(tenant_id: str, p: Plan, hit: CachedAudio, **extra: object) -> Job:
@@ -202,9 +261,12 @@ def create_batch(
     *,
     live: Available,
     callback_url: str | None,
+    policy: admission.Policy,
 ) -> tuple[Batch, list[Job]]:
     """Record a batch and its jobs; returns it and the jobs the caller must send. Items already
-    cached finish at once; duplicates share one synthesis, as identical jobs always do."""
+    cached finish at once; duplicates share one synthesis, as identical jobs always do. Every
+    item counts against the tenant's limit of active jobs, checked before anything is recorded."""
+    admission.check_active(session, policy, len(plans))
     batch = Batch(tenant_id=tenant_id, total=len(plans), callback_url=callback_url)
     session.add(batch)
     session.commit()
@@ -222,12 +284,16 @@ def create_batch(
 
 
 def send(session: Session, jobs: list[Job], settings: Settings, *, batch: Batch | None = None) -> None:
-    """Put new jobs on their engines' queues (a batch's behind interactive jobs). If the broker
-    refuses, nothing of the request is kept: a job no queue holds must not exist, so the job,
-    or the whole batch, is deleted and the caller told the farm is unavailable."""
+    """Put one tenant's new jobs on their engines' queues, at fair priorities (batch jobs behind
+    interactive ones). If the broker refuses, nothing of the request is kept: a job no queue
+    holds must not exist, so the job, or the whole batch, is deleted and the caller told the
+    farm is unavailable."""
+    if not jobs:
+        return
+    levels = priorities(session, jobs[0].tenant_id, len(jobs), batch=batch is not None)
     try:
-        for job in jobs:
-            enqueue(job.id, job.engine, settings, batch=batch is not None)
+        for job, priority in zip(jobs, levels, strict=True):
+            enqueue(Message(job.id, job.engine, job.dispatch, priority, job.document), settings)
     except Exception as e:
         for row in [batch] if batch is not None else jobs:
             session.delete(row)  # a batch's jobs go with it (ON DELETE CASCADE)

@@ -201,12 +201,29 @@ def test_long_text_is_split_and_joined(
     # small so that splitting costs seconds here.
     limit = 40
     monkeypatch.setattr(engine._loaded()[0], "SINGLE_INFERENCE_MAX_LEN", limit)
-    text = "The first sentence is here. And a second one follows. Then a third."
-    pieces = split_text(text, limit)
-    assert len(pieces) == 2
+    text = "The first sentence is here. And a second one follows, and it runs on past the limit."
+    pieces = split_text(text, limit, pack=False)
+    assert len(pieces) == 3  # each sentence its own piece, the long one wrapped
     audio = engine.synthesize(request(reference, text=text))
     expected = sum(piece_samples(engine, piece) for piece in pieces) - CROSSFADE * (len(pieces) - 1)
     assert len(audio.samples) == expected
+
+
+def test_stream_hands_over_each_sentence_of_the_same_audio(
+    engine: StyleTTS2Engine, reference: tuple[np.ndarray, int]
+) -> None:
+    import torch
+
+    text = "The first sentence is here. And a second one follows. Then a third."
+    torch.manual_seed(0)
+    chunks = list(engine.stream(request(reference, text=text)))
+    # A sentence each, less the few milliseconds held back to fade into the next; then the last few.
+    assert [len(c.samples) for c in chunks][-1] == CROSSFADE and len(chunks) == 4
+    first = piece_samples(engine, "The first sentence is here.")
+    assert len(chunks[0].samples) == first - CROSSFADE
+    torch.manual_seed(0)
+    whole = engine.synthesize(request(reference, text=text))
+    np.testing.assert_array_equal(np.concatenate([c.samples for c in chunks]), whole.samples)
 
 
 def test_unsupported_language_and_missing_reference(engine: StyleTTS2Engine, reference: tuple[np.ndarray, int]) -> None:

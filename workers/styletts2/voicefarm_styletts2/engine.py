@@ -30,8 +30,8 @@ import numpy as np
 import soundfile as sf
 from voicefarm_torchkit import BytesStore, VoiceCache, autocast, autocast_device, keep_fp32, pick_device
 
-from voicefarm.engines.base import Audio, Capabilities, SynthesisRequest, Voice
-from voicefarm.engines.text import join_pieces, split_text
+from voicefarm.engines.base import Audio, Capabilities, SynthesisRequest, Voice, joined
+from voicefarm.engines.text import crossfaded, split_text
 from voicefarm.settings import Settings
 from voicefarm.storage import LatentsStore
 from voicefarm_styletts2.settings import StyleTTS2Settings
@@ -373,8 +373,9 @@ class StyleTTS2Engine:
 
     def _pieces(self, request: SynthesisRequest) -> Iterator[np.ndarray]:
         package, _ = self._loaded()
-        # The package's limit: PL-BERT reads at most 512 tokens.
-        pieces = split_text(request.text, package.SINGLE_INFERENCE_MAX_LEN)
+        # Sentence by sentence, for a stream's first audio; within the package's limit (PL-BERT
+        # reads at most 512 tokens).
+        pieces = split_text(request.text, package.SINGLE_INFERENCE_MAX_LEN, pack=False)
         if not pieces:
             raise ValueError("nothing to synthesize: the text is empty")
         style = self._style(request)
@@ -384,12 +385,16 @@ class StyleTTS2Engine:
         for piece in pieces:
             yield self._speak(piece, style, request.speed, options)
 
-    def synthesize(self, request: SynthesisRequest) -> Audio:
+    def stream(self, request: SynthesisRequest) -> Iterator[Audio]:
+        """One sentence at a time, crossfaded into the next as `synthesize` joins them."""
         language = request.language.split("-")[0].lower()
         if language not in LANGUAGES:
             raise ValueError(f"StyleTTS2 does not speak {request.language!r}; it speaks English only")
-        samples = join_pieces(list(self._pieces(request)), SAMPLE_RATE)
-        return Audio(np.clip(samples, -1.0, 1.0), SAMPLE_RATE)
+        for samples in crossfaded(self._pieces(request), SAMPLE_RATE):
+            yield Audio(np.clip(samples, -1.0, 1.0), SAMPLE_RATE)
+
+    def synthesize(self, request: SynthesisRequest) -> Audio:
+        return joined(self.stream(request))
 
 
 def from_settings(settings: Settings) -> StyleTTS2Engine:

@@ -13,7 +13,7 @@ from voicefarm_torchkit import DictStore
 from voicefarm_xtts.engine import LANGUAGES, SAMPLE_RATE, XttsEngine
 
 from voicefarm.engines.base import Engine, SynthesisRequest
-from voicefarm.engines.text import join_pieces, split_text
+from voicefarm.engines.text import crossfaded, split_text
 from voicefarm.selftest import voiced_signal
 
 XTTS_LANGUAGES = {"en", "es", "fr", "de", "it", "pt", "pl", "tr", "ru", "nl", "cs", "ar", "zh", "hu", "ko", "ja", "hi"}
@@ -153,10 +153,26 @@ def test_long_text_is_split_and_joined(engine: XttsEngine, reference: tuple[np.n
     assert len(audio.samples) == len(pieces) * piece_samples() - crossfade
 
 
-def test_join_pieces_crossfades() -> None:
+def test_stream_hands_over_chunks_of_the_same_audio(checkpoint: Path, reference: tuple[np.ndarray, int]) -> None:
+    import torch
+
+    engine = XttsEngine(checkpoint, device="cpu", stream_chunk_size=4)
+    engine.load()
+    text = "A first sentence. And then a second one."
+    torch.manual_seed(0)
+    chunks = list(engine.stream(request(reference, text=text)))
+    # Four codes a chunk, MAX_GEN_TOKENS codes a piece: several chunks before the piece is done.
+    assert len(chunks) >= MAX_GEN_TOKENS // 4
+    assert all(c.sample_rate == SAMPLE_RATE and c.samples.dtype == np.float32 for c in chunks)
+    torch.manual_seed(0)
+    whole = engine.synthesize(request(reference, text=text))
+    np.testing.assert_array_equal(np.concatenate([c.samples for c in chunks]), whole.samples)
+
+
+def test_pieces_are_crossfaded() -> None:
     a = np.ones(1000, dtype=np.float32)
     b = -np.ones(1000, dtype=np.float32)
-    joined = join_pieces([a, b], 24_000)
+    joined = np.concatenate(list(crossfaded([a, b], 24_000)))
     assert len(joined) == 2000 - 240
     # A ramp from +1 to -1 instead of a step: no sample-to-sample jump near 2.
     assert np.abs(np.diff(joined)).max() < 0.01

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from voicefarm_torchkit import BytesStore, VoiceCache, autocast, autocast_device, keep_fp32, pick_device
 
-from voicefarm.engines.base import Audio, Capabilities, SynthesisRequest
-from voicefarm.engines.text import join_pieces, split_text
+from voicefarm.engines.base import Audio, Capabilities, SynthesisRequest, joined
+from voicefarm.engines.text import crossfaded, split_text
 from voicefarm.settings import Settings
 from voicefarm.storage import LatentsStore
 from voicefarm_xtts.settings import XttsSettings
@@ -73,9 +73,13 @@ class XttsEngine:
         latents_store: BytesStore | None = None,
         *,
         bf16: bool | None = None,
+        stream_chunk_size: int = 20,
     ) -> None:
-        """`device` None picks CUDA when present; `bf16` None means bf16 autocast on CUDA only."""
+        """`device` None picks CUDA when present; `bf16` None means bf16 autocast on CUDA only;
+        `stream_chunk_size` GPT codes make one streamed chunk (coqui's default: 20, about a
+        quarter of a second of speech), fewer for an earlier first chunk at more decoder calls."""
         self.model_dir = Path(model_dir) if model_dir is not None else None
+        self.stream_chunk_size = stream_chunk_size
         self._device = device
         self._bf16 = bf16
         self._cache: VoiceCache[Latents] = VoiceCache(
@@ -153,8 +157,8 @@ class XttsEngine:
 
         self._autocast_device = autocast_device(device, self._bf16)
         if self._autocast_device is not None:
-            # Xtts.inference calls the HiFi-GAN decoder inside the same block as the GPT; in
-            # bf16 it would return a bf16 wav, which the `.numpy()` ending inference refuses.
+            # Xtts.inference_stream calls the HiFi-GAN decoder inside the same block as the GPT; in
+            # bf16 it would decode the wav in bf16 as well.
             keep_fp32(model.hifigan_decoder, self._autocast_device)
         self._model_version = self._version()
         self._model = model
@@ -203,7 +207,17 @@ class XttsEngine:
         reference = request.reference
         return self._cache.get(request.reference_key, lambda: self._compute_latents(*reference))
 
-    def _pieces(self, request: SynthesisRequest, language: str) -> Iterator[np.ndarray]:
+    def stream(self, request: SynthesisRequest) -> Iterator[Audio]:
+        """coqui's `inference_stream`, one text piece after another: a chunk of audio every
+        `stream_chunk_size` GPT codes, the pieces crossfaded as `synthesize` joins them."""
+        language = request.language.split("-")[0].lower()
+        if language not in LANGUAGES:
+            raise ValueError(f"XTTS does not speak {request.language!r}; it speaks {', '.join(sorted(LANGUAGES))}")
+        for samples in crossfaded(self._chunks(request, language), SAMPLE_RATE):
+            yield Audio(np.clip(samples, -1.0, 1.0), SAMPLE_RATE)
+
+    def _chunks(self, request: SynthesisRequest, language: str) -> Iterator[np.ndarray]:
+        """The streamed chunks of each text piece in turn (coqui overlaps a piece's own chunks)."""
         model = self._loaded()
         gpt_cond_latent, speaker_embedding = self._latents(request)
         settings = {name: kind(model.config[name]) for name, kind in INFERENCE_OPTIONS.items()}
@@ -214,23 +228,30 @@ class XttsEngine:
         if not pieces:
             raise ValueError("nothing to synthesize: the text is empty")
         for piece in pieces:
+            # Autocast stays on between chunks, while the worker publishes one: it runs no torch.
             with self._autocast():
-                out = model.inference(
-                    piece, language, gpt_cond_latent, speaker_embedding, speed=request.speed, **settings
-                )
-            yield np.asarray(out["wav"], dtype=np.float32)
+                for chunk in model.inference_stream(
+                    piece,
+                    language,
+                    gpt_cond_latent,
+                    speaker_embedding,
+                    stream_chunk_size=self.stream_chunk_size,
+                    speed=request.speed,
+                    **settings,
+                ):
+                    yield chunk.float().cpu().numpy()
 
     def synthesize(self, request: SynthesisRequest) -> Audio:
-        language = request.language.split("-")[0].lower()
-        if language not in LANGUAGES:
-            raise ValueError(f"XTTS does not speak {request.language!r}; it speaks {', '.join(sorted(LANGUAGES))}")
-        samples = join_pieces(list(self._pieces(request, language)), SAMPLE_RATE)
-        return Audio(np.clip(samples, -1.0, 1.0), SAMPLE_RATE)
+        return joined(self.stream(request))
 
 
 def from_settings(settings: Settings) -> XttsEngine:
     """The engine as VOICEFARM_XTTS_* configures it; `settings` is the core's, for the protocol."""
     own = XttsSettings()
     return XttsEngine(
-        own.model_dir, device=own.device, latents_cache_size=own.latents_cache_size, latents_store=LatentsStore()
+        own.model_dir,
+        device=own.device,
+        latents_cache_size=own.latents_cache_size,
+        latents_store=LatentsStore(),
+        stream_chunk_size=own.stream_chunk_size,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -13,3 +14,4 @@ class XttsSettings(BaseSettings):
     model_dir: Path | None = None  # config.json, model.pth, vocab.json; never downloaded
     device: str | None = None  # default: cuda when there is a GPU, else cpu
     latents_cache_size: int = 64  # voices whose latents a worker keeps in memory
+    stream_chunk_size: int = Field(20, ge=1)  # GPT codes per streamed chunk (coqui's default)
