@@ -153,6 +153,13 @@ class Settings(BaseSettings):
     voice_sample_rate: int = 24000  # stored samples are mono at this rate
 
     piper_voices_dir: Path | None = None  # extra *.onnx voices beside the bundled one
+    # ONNX Runtime's threads per synthesis; unset, one per core. Several Piper workers on one
+    # machine should split its cores between them, or their threads fight over them.
+    piper_threads: int | None = Field(default=None, ge=1)
+    # Whether ONNX Runtime's threads spin while they wait for work (its default): a little faster
+    # alone, but on a machine shared with the farm's other processes the spinning takes the CPU
+    # they need, and the worker waits on them in turn.
+    piper_spin: bool = False
 
     # Google Cloud TTS: on where credentials are (this service-account key file, else application
     # default credentials); otherwise reported unavailable and skipped by chains.

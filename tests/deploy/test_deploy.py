@@ -88,6 +88,7 @@ ALLOWED = {
     "voice_min_speech_ratio": "reference-sample limit of the voice library (product default)",
     "voice_sample_rate": "stored reference samples' rate: changing it changes every stored voice",
     "piper_voices_dir": "the bundled voice only; extra voices need one volume in the API and Piper workers",
+    "piper_spin": "ONNX Runtime's spinning stays off on machines shared with other processes (docs/operations.md)",
     "google_endpoint": "an endpoint override for tests (a local fake server)",
     "google_voices": "the engine's default voice per language",
     "google_timeout_seconds": "engine default",

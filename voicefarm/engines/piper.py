@@ -54,8 +54,10 @@ def _find_voices(dirs: list[Path]) -> dict[str, tuple[Path, Voice]]:
 class PiperEngine:
     name = "piper"
 
-    def __init__(self, voice_dirs: list[Path]) -> None:
+    def __init__(self, voice_dirs: list[Path], threads: int | None = None, spin: bool = True) -> None:
         self._voices = _find_voices(voice_dirs)
+        self._threads = threads
+        self._spin = spin
         self._loaded: dict[str, Any] = {}  # PiperVoice, which piper-tts does not type
 
     def capabilities(self) -> Capabilities:
@@ -75,8 +77,24 @@ class PiperEngine:
         from piper import PiperVoice
 
         for voice_id, (model, _) in self._voices.items():
-            self._loaded[voice_id] = PiperVoice.load(model)
-        log.info("piper: loaded %d voice(s) on CPU", len(self._loaded))
+            voice = PiperVoice.load(model)
+            if self._threads is not None or not self._spin:
+                # piper-tts takes no session options: its session is replaced by one with ours.
+                import onnxruntime
+
+                options = onnxruntime.SessionOptions()
+                options.intra_op_num_threads = self._threads or 0  # 0: ONNX Runtime's default, one per core
+                options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self._spin else "0")
+                voice.session = onnxruntime.InferenceSession(
+                    str(model), sess_options=options, providers=["CPUExecutionProvider"]
+                )
+            self._loaded[voice_id] = voice
+        log.info(
+            "piper: loaded %d voice(s) on CPU, %s thread(s) each, %s",
+            len(self._loaded),
+            self._threads or "all",
+            "spinning" if self._spin else "not spinning",
+        )
 
     def stream(self, request: SynthesisRequest) -> Iterator[Audio]:
         """Sentence by sentence, as piper-tts speaks them."""
@@ -95,4 +113,4 @@ class PiperEngine:
 
 def from_settings(settings: Settings) -> PiperEngine:
     dirs = [d for d in (_bundled_voice_dir(), settings.piper_voices_dir) if d is not None]
-    return PiperEngine(dirs)
+    return PiperEngine(dirs, settings.piper_threads, settings.piper_spin)
