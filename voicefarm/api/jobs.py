@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
@@ -60,6 +61,10 @@ async def create_job(
     return out
 
 
+async def none() -> None:
+    return None
+
+
 async def accept(s: Session, tenant_id: str, body: JobRequest, idempotency_key: str | None = None) -> Job | CachedAudio:
     """A request's audio from the cache, or its job, recorded and enqueued; InvalidRequest when
     it is invalid, TooManyRequests when it is over one of the tenant's limits. Every endpoint
@@ -73,15 +78,20 @@ async def accept(s: Session, tenant_id: str, body: JobRequest, idempotency_key: 
     if callback is not None:  # resolving its host may block: off the event loop
         await run_in_threadpool(callbacks.check, callback, settings)
     windows = admission.get_windows()
-    granted = await windows.take(policy, 1, len(p.text))
+    # Hot path: the preferred rendition is in Redis; no thread, no database, and the tenant's
+    # windows and the cache asked at once, so it waits for one round trip, not two. A retry with
+    # an idempotency key skips the cache, to get its first job back; so does a request for
+    # timestamps, which are a job's.
+    peek = None if idempotency_key or p.timestamps else get_cache().peek(p.keys[0])
+    taken, hit = await asyncio.gather(windows.take(policy, 1, len(p.text)), peek or none(), return_exceptions=True)
+    if isinstance(taken, BaseException):
+        raise taken
     try:
-        # Hot path: the preferred rendition is in Redis; no thread, no database. A retry with an
-        # idempotency key skips it, to get its first job back; so does a request for timestamps,
-        # which are a job's.
-        hit = None if idempotency_key or p.timestamps else await get_cache().peek(p.keys[0])
+        if isinstance(hit, BaseException):
+            raise hit
         result = hit if hit is not None else await run_in_threadpool(submit, s, policy, p, idempotency_key, callback)
     except Exception:
-        await windows.give_back(granted)  # not accepted: it must not count against the tenant
+        await windows.give_back(taken)  # not accepted: it must not count against the tenant
         raise
     cache_requests.labels("hit" if isinstance(result, CachedAudio) else "miss").inc()
     return result
