@@ -142,6 +142,11 @@ def stuck(settings) -> Stuck:
     return Stuck("stuck")
 
 
+def clogged(settings) -> Stuck:
+    """`stuck` on a worker of its own that a test pipelines (tests/farm/test_worker_pipeline.py)."""
+    return Stuck("clogged")
+
+
 def silent(settings) -> Silent:
     return Silent("silent")
 

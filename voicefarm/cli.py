@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -86,13 +89,20 @@ MetricsPort = Annotated[
 def worker(
     engine: Annotated[str, typer.Option(help="The engine whose queue (tts.ENGINE) this worker consumes.")],
     gpu: Annotated[int | None, typer.Option(help="Pin the worker to this GPU index.")] = None,
-    concurrency: Annotated[int, typer.Option(help="Worker processes, each with its own model (CPU engines).")] = 1,
+    concurrency: Annotated[
+        int, typer.Option(help="Syntheses at once, each by a process with its own model (CPU engines).")
+    ] = 1,
+    pipeline: Annotated[
+        bool,
+        typer.Option(help="Two processes per synthesis: one stores and records a job, the other synthesizes the next."),
+    ] = False,
     loglevel: Annotated[str, typer.Option()] = "info",
     metrics_port: MetricsPort = None,
 ) -> None:
     """Run a Celery worker for one engine, once the engine has passed its self-test; each
     process loads the model before its first job. Exits 1 when the self-test fails. Its main
-    process serves the counts of the worker's jobs at /metrics on --metrics-port."""
+    process serves the counts of the worker's jobs at /metrics on --metrics-port. A pipelined
+    worker keeps its engine busy while its jobs are stored and recorded (voicefarm.slots)."""
     settings = get_settings()
     # First: the port is taken before a model loads for minutes, and the counters' storage is
     # chosen before anything imports the Prometheus client.
@@ -112,6 +122,7 @@ def worker(
         # Before anything imports torch: CUDA reads this once, at initialisation.
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
         concurrency = 1  # one process per GPU; a second would fork after CUDA init or share the card
+        pipeline = False  # for the same reason: a second process would be a second model and CUDA context on the card
 
     error = selftest.run(engine)
     selftest.record(engine, None if error is None else f"failed self-test: {error}", caps.to_json())
@@ -122,6 +133,14 @@ def worker(
     from voicefarm.worker import ENGINE_ENV
 
     os.environ[ENGINE_ENV] = engine
+    processes = concurrency
+    if pipeline:
+        from voicefarm.slots import SLOTS_ENV
+
+        processes = 2 * concurrency
+        folder = tempfile.mkdtemp(prefix=f"voicefarm-slots-{engine}-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        os.environ[SLOTS_ENV] = f"{folder}:{concurrency}"
     counters.initialise_worker(engine, settings)
     from voicefarm.heartbeat import Heartbeat
     from voicefarm.queue import app as celery
@@ -135,7 +154,7 @@ def worker(
         "-P",
         "prefork",
         "-c",
-        str(concurrency),
+        str(processes),
         "--prefetch-multiplier",
         "1",
         "-E",

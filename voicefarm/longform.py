@@ -30,7 +30,7 @@ from voicefarm.queue import Message, app, enqueue, part_id, run_options
 from voicefarm.renditions import master_key
 from voicefarm.settings import get_settings
 from voicefarm.storage import get_store
-from voicefarm.worker import attempt, engine, keep, worker_name
+from voicefarm.worker import attempt, engine, engine_slot, keep, worker_name
 
 log = logging.getLogger(__name__)
 
@@ -62,26 +62,27 @@ def document(job_id: str, dispatch: int) -> None:
 @app.task(name="voicefarm.segment", bind=True, ignore_result=False)
 def segment(self: Task, job_id: str, dispatch: int, position: int) -> None:
     name = engine().name
-    run = begin_segment(job_id, name, worker_name(), dispatch, position)
-    if not isinstance(run, Run):
-        hear(job_id, run)
-        return
-    try:
-        audio, seconds, _ = attempt(run, live=False)
-    except Exception as e:  # any failure, the soft time limit included
-        error = f"{type(e).__name__}: {e}"
-        log.warning("document %s, segment %d failed on %s: %s", job_id, position, name, error)
-        retries = get_settings().segment_retries
-        last = self.request.retries >= retries
-        following = fail_segment(job_id, dispatch, run.attempt_id, error, last=last)
-        if not last:
-            raise self.retry(countdown=0, max_retries=retries) from None
-        if following is not None:
-            enqueue(following, get_settings())
-        return
-    ready = finish_segment(job_id, dispatch, run.attempt_id, run.source, audio, seconds)
-    get_cache().put(audio)
-    hear(job_id, ready)
+    with engine_slot(self) as slot:
+        run = begin_segment(job_id, name, worker_name(), dispatch, position)
+        if not isinstance(run, Run):
+            hear(job_id, run)
+            return
+        try:
+            audio, seconds, _ = attempt(run, slot, live=False)
+        except Exception as e:  # any failure, the soft time limit included
+            error = f"{type(e).__name__}: {e}"
+            log.warning("document %s, segment %d failed on %s: %s", job_id, position, name, error)
+            retries = get_settings().segment_retries
+            last = self.request.retries >= retries
+            following = fail_segment(job_id, dispatch, run.attempt_id, error, last=last)
+            if not last:
+                raise self.retry(countdown=0, max_retries=retries) from None
+            if following is not None:
+                enqueue(following, get_settings())
+            return
+        ready = finish_segment(job_id, dispatch, run.attempt_id, run.source, audio, seconds)
+        get_cache().put(audio)
+        hear(job_id, ready)
 
 
 @app.task(name="voicefarm.join")

@@ -20,7 +20,7 @@ from voicefarm.cache import get_cache
 from voicefarm.jobs.lifecycle import begin, finish, reroute
 from voicefarm.queue import app, enqueue, run_options
 from voicefarm.settings import get_settings
-from voicefarm.worker import attempt, ended, engine, worker_name
+from voicefarm.worker import attempt, ended, engine, engine_slot, worker_name
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +28,17 @@ log = logging.getLogger(__name__)
 @app.task(name="voicefarm.synthesize", bind=True)
 def synthesize(self: Task, job_id: str, dispatch: int | None = None) -> None:
     name = engine().name
-    run = begin(job_id, name, worker_name(), dispatch)
-    if run is None:
-        return
-    error = run.move_on
-    if error is None:
-        try:
-            cached, seconds, words = attempt(run)
-        except Exception as e:  # any failure, the soft time limit included, moves the job on
-            error = f"{type(e).__name__}: {e}"
-            log.warning("job %s failed on %s: %s", job_id, name, error)
+    with engine_slot(self) as slot:
+        run = begin(job_id, name, worker_name(), dispatch)
+        if run is None:
+            return
+        error = run.move_on
+        if error is None:
+            try:
+                cached, seconds, words = attempt(run, slot)
+            except Exception as e:  # any failure, the soft time limit included, moves the job on
+                error = f"{type(e).__name__}: {e}"
+                log.warning("job %s failed on %s: %s", job_id, name, error)
     if error is None:
         if finish(job_id, run.attempt_id, audio=cached, seconds=seconds, words=words):
             get_cache().put(cached)

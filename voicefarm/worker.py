@@ -9,12 +9,14 @@ import math
 import os
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from functools import lru_cache
 
-from celery import signals
+from celery import Task, signals
+from celery.exceptions import SoftTimeLimitExceeded
 
-from voicefarm import db, engines, quality, reference, renditions
+from voicefarm import db, engines, quality, reference, renditions, slots
 from voicefarm.audio import MASTER, content_type, encode
 from voicefarm.cache import CachedAudio
 from voicefarm.engines.base import Audio, Engine, Word, joined, stream
@@ -22,6 +24,7 @@ from voicefarm.heartbeat import process_name
 from voicefarm.jobs.feed import Entry, Kind, get_feed
 from voicefarm.jobs.lifecycle import Run
 from voicefarm.settings import get_settings
+from voicefarm.slots import Slot
 from voicefarm.storage import get_store
 from voicefarm.voices import latents_key
 
@@ -63,10 +66,25 @@ def worker_name() -> str:
     return f"{process_name(engine().name, os.getppid())}/{os.getpid()}"
 
 
-def attempt(run: Run, live: bool = True) -> tuple[CachedAudio, float, tuple[Word, ...] | None]:
-    """Synthesize, gate, encode and store; returns what to record, the synthesis time, and the
-    engine's own word timings if it has them. A `live` run appends its pieces to the job's feed;
-    a document's segments do not, since they finish in no particular order."""
+@contextmanager
+def engine_slot(task: Task) -> Iterator[Slot]:
+    """The engine's slot for one run, taken before the job is begun (voicefarm.slots). A run
+    whose soft time limit passes while it waits (behind a job that hangs, say) goes back on its
+    queue as it came: its job was not begun, and its engine did nothing wrong."""
+    try:
+        slot = slots.acquire()
+    except SoftTimeLimitExceeded:
+        raise task.retry(countdown=0, max_retries=None) from None
+    with slot:
+        yield slot
+
+
+def attempt(run: Run, slot: Slot, live: bool = True) -> tuple[CachedAudio, float, tuple[Word, ...] | None]:
+    """Synthesize in the engine `slot`, then release it and gate, encode and store (a pipelined
+    worker's other pool process synthesizes the next job meanwhile: voicefarm.slots). Returns
+    what to record, the synthesis time, and the engine's own word timings if it has them. A
+    `live` run appends its pieces to the job's feed; a document's segments do not, since they
+    finish in no particular order."""
     store = get_store()
     request = run.request
     if run.sample is not None:
@@ -80,6 +98,7 @@ def attempt(run: Run, live: bool = True) -> tuple[CachedAudio, float, tuple[Word
     pieces = stream(engine(), request)
     audio = joined(published(run, pieces) if live else pieces)
     seconds = time.perf_counter() - started
+    slot.release()
     quality.check(audio, request.text, request.speed, get_settings().quality_max_wer, request.language)
     cached = keep(audio, run.key, run.source, run.format, run.rate)
     log.info(

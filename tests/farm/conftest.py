@@ -36,7 +36,7 @@ from voicefarm.settings import DEFAULT_TIERS
 
 FAULTS = ["broken", "hangs", "stuck", "silent", "flapping", "stutters"]  # tests/fault_engines.py, each with a worker
 IDLE = ["ghost", "dud"]  # configured, but the farm starts no worker for them
-SPARE = ["slow", "timed"]  # workers that the tests needing them start themselves (slow_workers, timed_worker)
+SPARE = ["slow", "timed", "clogged"]  # workers that the tests needing them start themselves (more_workers)
 RUN = secrets.token_hex(4)
 TMP = Path(tempfile.mkdtemp(prefix=f"voicefarm-test-{RUN}-"))
 PG_ADMIN = os.environ.get("VOICEFARM_TEST_POSTGRES", "postgresql://postgres:postgres@127.0.0.1:5432/postgres")
@@ -79,9 +79,10 @@ ENV = {
             "sluggish": ["slow", "piper"],
             "stuttering": ["stutters", "piper"],
             "timed": ["timed", "piper"],
+            "clogged": ["clogged", "piper"],
         }
     ),
-    "VOICEFARM_ENGINE_TIME_LIMITS": json.dumps({"hangs": [2, 4], "stuck": [2, 4]}),
+    "VOICEFARM_ENGINE_TIME_LIMITS": json.dumps({"hangs": [2, 4], "stuck": [2, 4], "clogged": [2, 5]}),
     "VOICEFARM_HEARTBEAT_SECONDS": "1",
     "VOICEFARM_WORKER_DEAD_AFTER_SECONDS": "4",
     "VOICEFARM_BREAKER_COOLDOWN_SECONDS": "5",
@@ -239,14 +240,14 @@ SLOW_WORKERS = 3
 
 
 @contextmanager
-def more_workers(engine: str, count: int, live: int) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """`count` more worker processes of `engine` beside the farm's, ready once `live` of that
-    engine beat; stopped after."""
+def more_workers(engine: str, count: int, live: int, *flags: str) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """`count` more worker processes of `engine` beside the farm's, with `voicefarm worker`'s
+    `flags`, ready once `live` of that engine beat; stopped after."""
     from voicefarm.heartbeat import live_workers
 
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "voicefarm", "worker", "--engine", engine],
+            [sys.executable, "-m", "voicefarm", "worker", "--engine", engine, *flags],
             stdout=open(LOGS / f"worker-{engine}-{n}.log", "ab"),  # noqa: SIM115 (the worker writes to it)
             stderr=subprocess.STDOUT,
             start_new_session=True,
