@@ -9,6 +9,7 @@ import math
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from functools import lru_cache
@@ -17,7 +18,7 @@ from celery import Task, signals
 from celery.exceptions import SoftTimeLimitExceeded
 
 from voicefarm import db, engines, quality, reference, renditions, slots
-from voicefarm.audio import MASTER, content_type, encode
+from voicefarm.audio import MASTER, content_type, encode, output_rate
 from voicefarm.cache import CachedAudio
 from voicefarm.engines.base import Audio, Engine, Word, joined, stream
 from voicefarm.heartbeat import process_name
@@ -111,14 +112,25 @@ def attempt(run: Run, slot: Slot, live: bool = True) -> tuple[CachedAudio, float
     return cached, seconds, audio.words
 
 
+_beside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="master")
+MASTER_TYPE = content_type(MASTER)
+
+
 def keep(audio: Audio, key: str, source: str, fmt: str, rate: int | None) -> CachedAudio:
     """Encode and store audio as the rendition `key`, and its lossless master; what to record."""
     store = get_store()
     object_key = f"audio/{key}.{fmt}"
+    master_key = renditions.master_key(source)
+    is_master = fmt == MASTER and output_rate(fmt, audio.sample_rate, rate) == audio.sample_rate
+    # The master is encoded and stored beside the rendition, not after it: both wait on C code
+    # (libsndfile, which lets go of the GIL) or on the store, not on each other.
+    beside = None if is_master else _beside.submit(lambda: store.put(master_key, encode(audio, MASTER)[0], MASTER_TYPE))
     data, actual = encode(audio, fmt, rate)
     store.put(object_key, data, content_type(fmt))
-    master = data if (fmt, actual) == (MASTER, audio.sample_rate) else encode(audio, MASTER)[0]
-    store.put(renditions.master_key(source), master, content_type(MASTER))
+    if beside is None:
+        store.put(master_key, data, MASTER_TYPE)
+    else:
+        beside.result()
     return CachedAudio(key, object_key, store.url(object_key), engine().name, fmt, audio.duration, actual)
 
 
