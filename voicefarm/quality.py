@@ -13,10 +13,15 @@ from voicefarm.errors import AudioRejected
 
 SILENCE_DBFS = -60.0
 CLIPPED_THROUGHOUT = 0.2
-# Plausible speaking rates in characters per second at speed 1.0: no voice says more than the
-# upper bound, and the lower bound allows for slow voices and padding.
+# Plausible speaking rates at speed 1.0: no voice says more than the upper bound, and the lower
+# bound allows for slow voices and padding. Phonemes, where the engine counts them, are what
+# was said; characters are only what was written, so their bounds fit ordinary text alone.
+# The phoneme bounds hold for Piper over digits, symbols, spelled-out letters and random
+# Unicode, at every speed the farm takes, with seconds to spare.
 MAX_CHARS_PER_SECOND = 35.0
 MIN_CHARS_PER_SECOND = 4.0
+MAX_PHONEMES_PER_SECOND = 100.0
+MIN_PHONEMES_PER_SECOND = 5.0
 PADDING_SECONDS = 2.0
 
 
@@ -32,12 +37,15 @@ def check(audio: Audio, text: str, speed: float, max_wer: float | None = None, l
     clipped = float(np.mean(np.abs(samples) >= CLIP_LEVEL))
     if clipped >= CLIPPED_THROUGHOUT:
         raise AudioRejected(f"clipped throughout ({clipped:.0%} of samples at full scale)")
-    chars = len(text)
-    shortest = chars / (MAX_CHARS_PER_SECOND * speed)
-    longest = chars / (MIN_CHARS_PER_SECOND * speed) + PADDING_SECONDS
+    if audio.phonemes is not None:
+        count, unit, fastest, slowest = audio.phonemes, "phonemes", MAX_PHONEMES_PER_SECOND, MIN_PHONEMES_PER_SECOND
+    else:
+        count, unit, fastest, slowest = len(text), "characters", MAX_CHARS_PER_SECOND, MIN_CHARS_PER_SECOND
+    shortest = count / (fastest * speed)
+    longest = count / (slowest * speed) + PADDING_SECONDS
     if not shortest <= audio.duration <= longest:
         raise AudioRejected(
-            f"{audio.duration:.2f} s is implausible for {chars} characters at speed {speed} "
+            f"{audio.duration:.2f} s is implausible for {count} {unit} at speed {speed} "
             f"(expected {shortest:.2f}–{longest:.2f} s)"
         )
     if max_wer is not None and language.split("-")[0] == "en":

@@ -92,11 +92,15 @@ class Word:
 @dataclass(frozen=True)
 class Audio:
     """Mono float32 PCM in [-1, 1]. An engine that knows when it said each word (its own
-    alignments) returns them in `words`, and the farm uses them instead of aligning the audio."""
+    alignments) returns them in `words`, and the farm uses them instead of aligning the audio.
+    An engine that knows how many phonemes it spoke says so in `phonemes`: the quality gate
+    then judges the audio's length by them, since text can be read far longer than it is
+    written (digits, symbols, other scripts spelled out by name)."""
 
     samples: np.ndarray
     sample_rate: int
     words: tuple[Word, ...] | None = None
+    phonemes: int | None = None
 
     @property
     def duration(self) -> float:
@@ -148,4 +152,6 @@ def joined(pieces: Iterable[Audio]) -> Audio:
             for p, at in zip(parts, starts, strict=True)
             for w in p.words or ()
         )
-    return Audio(np.concatenate([p.samples for p in parts]).astype(np.float32, copy=False), rate, words)
+    counts = [p.phonemes for p in parts if p.phonemes is not None]
+    phonemes = sum(counts) if len(counts) == len(parts) else None
+    return Audio(np.concatenate([p.samples for p in parts]).astype(np.float32, copy=False), rate, words, phonemes)

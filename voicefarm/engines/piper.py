@@ -103,7 +103,11 @@ class PiperEngine:
         voice = self._loaded[request.voice]
         config = SynthesisConfig(length_scale=1.0 / request.speed)
         for chunk in voice.synthesize(request.text, syn_config=config):
-            yield Audio(chunk.audio_float_array.astype(np.float32, copy=False), voice.config.sample_rate)
+            yield Audio(
+                chunk.audio_float_array.astype(np.float32, copy=False),
+                voice.config.sample_rate,
+                phonemes=len(chunk.phonemes),
+            )
 
     def synthesize(self, request: SynthesisRequest) -> Audio:
         voice = self._loaded[request.voice]
