@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from voicefarm.audio import MASTER, content_type, decode, encode
 from voicefarm.cache import AudioCache, CachedAudio
+from voicefarm.db import upsert
 from voicefarm.models import Alignment, Job, Rendition, utcnow
 from voicefarm.storage import Store
 
@@ -22,18 +23,24 @@ def content_key_of(object_key: str) -> str:
 
 
 def record(session: Session, audio: CachedAudio, source: str, voice: str) -> None:
-    session.merge(
-        Rendition(
-            content_key=audio.content_key,
-            source_key=source,
-            object_key=audio.object_key,
-            url=audio.url,
-            engine=audio.engine,
-            voice=voice,
-            format=audio.format,
-            duration=audio.duration,
-            sample_rate=audio.sample_rate,
-            last_used_at=utcnow(),  # made again: a use, even of a key that existed
+    """Keep a stored audio's row. One INSERT ... ON CONFLICT: two requests that convert the same
+    master at once (or a worker that makes a key again) both land, the last one's row wins."""
+    row = {
+        "content_key": audio.content_key,
+        "source_key": source,
+        "object_key": audio.object_key,
+        "url": audio.url,
+        "engine": audio.engine,
+        "voice": voice,
+        "format": audio.format,
+        "duration": audio.duration,
+        "sample_rate": audio.sample_rate,
+        "last_used_at": utcnow(),  # made again: a use, even of a key that existed
+    }
+    insert = upsert(session, Rendition).values(row)
+    session.execute(
+        insert.on_conflict_do_update(
+            index_elements=[Rendition.content_key], set_={k: insert.excluded[k] for k in row if k != "content_key"}
         )
     )
 
