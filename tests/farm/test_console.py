@@ -20,6 +20,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.farm.conftest import ROOT, RUN
 from voicefarm.farm import Farm
+from voicefarm.settings import get_settings
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's (tests/services.sh): Playwright's own download needs the internet
 # Without the background-networking flags Chromium floods the closed network; the autoplay flag
@@ -237,8 +238,11 @@ def test_the_jobs_page_watches_a_job_go_from_queued_to_succeeded(page: Page, api
     sign_in(page, api_key)
     page.goto("/console/#jobs")
     expect(page.get_by_role("heading", name="Jobs and batches")).to_be_visible()
-    # The farm's one Piper process is busy with a long text, so the next job waits its turn.
-    long_text = " ".join(f"Sentence {n} of a long text that keeps the worker busy, run {RUN}." for n in range(30))
+    # The farm's one Piper process is busy with a long text, so the next job waits its turn. One
+    # segment's worth at most: a document's first task only sends its segments out, and frees the
+    # process at once for the next job.
+    long_text = " ".join(f"Sentence {n} of a long text that keeps the worker busy, run {RUN}." for n in range(25))
+    assert len(long_text) <= get_settings().segment_chars
     busy = http.post("/v1/jobs", json={"text": long_text, "quality": "fast"})
     assert busy.status_code == 202, busy.text
     watched = http.post("/v1/jobs", json={"text": f"Watch me, run {RUN}.", "quality": "fast"}).json()
