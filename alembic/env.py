@@ -3,9 +3,9 @@
 from logging.config import fileConfig
 
 from alembic import context
-from voicefarm.db import make_engine
-from voicefarm.models import Base
 from voicefarm.settings import get_settings
+from voicefarm.store.db import make_engine
+from voicefarm.store.models import Base
 
 config = context.config
 if config.config_file_name and config.attributes.get("configure_logging", True):

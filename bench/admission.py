@@ -12,9 +12,9 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from bench.farm_env import bench_environment
-from voicefarm.admission import active_jobs
-from voicefarm.db import make_engine
-from voicefarm.models import Tenant
+from voicefarm.store.db import make_engine
+from voicefarm.store.models import Tenant
+from voicefarm.tenancy.admission import active_jobs
 
 console = Console()
 HISTORY, FLOOD, ACTIVE = 1_000_000, 100_000, 300

@@ -82,10 +82,10 @@ class FarmRun:
 def through_farm(flags: tuple[str, ...] = (), workers: int = 1, env: dict[str, str] | None = None) -> FarmRun:
     """The phrase set through a fresh farm at once (throughput); then, on a warm farm, jobs one
     at a time (P3, P4) and cache hits (P2)."""
-    from voicefarm import db
-    from voicefarm.auth import create_key
-    from voicefarm.farm import Farm
+    from voicefarm.ops.supervisor import Farm
     from voicefarm.settings import get_settings
+    from voicefarm.store import db
+    from voicefarm.tenancy.auth import create_key
 
     with bench_environment(s3=True):
         settings = get_settings()

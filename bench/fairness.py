@@ -33,11 +33,12 @@ def starts(http: httpx.Client, label: str) -> list[float]:
 
 
 def main() -> None:
-    from voicefarm import broker, db
-    from voicefarm.auth import create_key
-    from voicefarm.farm import Farm
-    from voicefarm.models import Job, JobStatus
+    from voicefarm.dispatch.names import engine_queue
+    from voicefarm.ops.supervisor import Farm
     from voicefarm.settings import get_settings
+    from voicefarm.store import db
+    from voicefarm.store.models import Job, JobStatus
+    from voicefarm.tenancy.auth import create_key
 
     with bench_environment():
         settings = get_settings()
@@ -68,7 +69,7 @@ def main() -> None:
                 ).all()
                 s.execute(delete(Job).where(Job.id.in_(flood), Job.status == JobStatus.queued.value))
             r = redis.Redis.from_url(settings.broker_url)
-            for key in r.scan_iter(f"{settings.redis_prefix}:{broker.queue_name('piper')}*", _type="list"):
+            for key in r.scan_iter(f"{settings.redis_prefix}:{engine_queue('piper')}*", _type="list"):
                 r.delete(key)
     p50_idle, p50_flood = statistics.median(idle), statistics.median(flooded)
     job_time = statistics.mean((end - start).total_seconds() for start, end in finished)

@@ -18,7 +18,7 @@ import httpx
 import psycopg
 import redis
 
-from voicefarm.farm import free_port
+from voicefarm.ops.supervisor import free_port
 
 PG_ADMIN = os.environ.get("VOICEFARM_TEST_POSTGRES", "postgresql://postgres:postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("VOICEFARM_TEST_REDIS", "redis://127.0.0.1:6379")
@@ -27,8 +27,8 @@ REDIS = os.environ.get("VOICEFARM_TEST_REDIS", "redis://127.0.0.1:6379")
 def forget_settings() -> None:
     """Make this process read its settings, and open its database, afresh: each benchmark step
     has an environment of its own."""
-    from voicefarm import db
     from voicefarm.settings import get_settings
+    from voicefarm.store import db
 
     db.engine().dispose()
     for cached in (get_settings, db.engine, db.session_factory):

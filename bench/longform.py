@@ -52,10 +52,10 @@ def in_process(text: str) -> float:
 
 def through_farm(workers: int, texts: list[str]) -> list[dict]:
     """Each text in turn through a fresh farm with `workers` Piper processes; the final jobs."""
-    from voicefarm import db
-    from voicefarm.auth import create_key
-    from voicefarm.farm import Farm
+    from voicefarm.ops.supervisor import Farm
     from voicefarm.settings import get_settings
+    from voicefarm.store import db
+    from voicefarm.tenancy.auth import create_key
 
     with bench_environment():
         settings = get_settings()

@@ -86,7 +86,7 @@ def sizes() -> list[int]:
 def insert(first: int, last: int) -> None:
     """Finished jobs first..last and their attempts, in a session of its own. Foreign keys, true
     by construction, are not checked row by row, as in a bulk load."""
-    from voicefarm import db
+    from voicefarm.store import db
 
     with db.session() as s:
         s.execute(text("SET LOCAL session_replication_role = replica"))
@@ -118,7 +118,7 @@ def plan(s: Session, statement: ClauseElement) -> str:
 
 def indexes_used(s: Session) -> str:
     """Which index each query that reads jobs goes through, as PostgreSQL plans it now."""
-    from voicefarm import stats
+    from voicefarm.telemetry import stats
 
     used = []
     for what, statement in (("active jobs", stats.ACTIVE_JOBS), ("recent syntheses", stats.recent(ENGINES))):
@@ -144,10 +144,10 @@ def measure(http: httpx.Client) -> dict[str, float]:
 
 
 def main() -> None:
-    from voicefarm import db
-    from voicefarm.auth import create_key
-    from voicefarm.farm import free_port
+    from voicefarm.ops.supervisor import free_port
     from voicefarm.settings import get_settings
+    from voicefarm.store import db
+    from voicefarm.tenancy.auth import create_key
 
     rows: list[tuple[str, dict[str, float]]] = []
     with bench_environment():

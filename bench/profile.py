@@ -63,10 +63,10 @@ def main() -> None:
     args = parser.parse_args()
     spy = Path(sys.executable).parent / "py-spy"
 
-    from voicefarm import db
-    from voicefarm.auth import create_key
-    from voicefarm.farm import Farm
+    from voicefarm.ops.supervisor import Farm
     from voicefarm.settings import get_settings
+    from voicefarm.store import db
+    from voicefarm.tenancy.auth import create_key
 
     with bench_environment(s3=True):
         settings = get_settings()

@@ -21,11 +21,11 @@ ROUNDS = 3
 
 
 def main() -> None:
-    from voicefarm import db
-    from voicefarm.auth import create_key
-    from voicefarm.farm import Farm
-    from voicefarm.heartbeat import owner
+    from voicefarm.fleet.heartbeat import owner
+    from voicefarm.ops.supervisor import Farm
     from voicefarm.settings import get_settings
+    from voicefarm.store import db
+    from voicefarm.tenancy.auth import create_key
 
     with bench_environment():
         settings = get_settings()

@@ -90,10 +90,10 @@ def report(name: str, runs: list[tuple[float, float]], engine_first: float) -> N
 
 
 def main() -> None:
-    from voicefarm import db
-    from voicefarm.auth import create_key
-    from voicefarm.farm import Farm
+    from voicefarm.ops.supervisor import Farm
     from voicefarm.settings import get_settings
+    from voicefarm.store import db
+    from voicefarm.tenancy.auth import create_key
 
     job_speeds, speech_speeds = speeds(1.0), speeds(1.3)
     with bench_environment():

@@ -78,7 +78,8 @@ def speech_span(samples: np.ndarray, rate: int) -> tuple[float, float]:
 
 def boundary_errors() -> tuple[dict[str, list[float]], float]:
     """Boundary errors (ms) of each kind of timings, and the audio's total seconds."""
-    from voicefarm import alignment, asr, engines
+    from voicefarm import engines
+    from voicefarm.audio import alignment, asr
     from voicefarm.engines.base import Audio, SynthesisRequest
     from voicefarm.settings import Settings
 

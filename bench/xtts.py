@@ -26,7 +26,7 @@ from rich.console import Console
 from voicefarm_xtts.engine import INFERENCE_OPTIONS, REFERENCE_RATE, REQUIRED_FILES, SAMPLE_RATE, XttsEngine
 
 from voicefarm.engines.base import SynthesisRequest
-from voicefarm.selftest import voiced_signal
+from voicefarm.fleet.selftest import voiced_signal
 
 # Before coqui or transformers are imported (by the checkpoint builder or XttsEngine.load):
 # any hub lookup fails instead of hanging.

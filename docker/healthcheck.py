@@ -27,11 +27,13 @@ def api() -> None:
 
 
 def worker() -> None:
-    from voicefarm.queue import app
+    from voicefarm.dispatch.app import get_celery
 
     # Worker node names are "<engine>.<pid>@<hostname>"; the pid is not known from outside,
     # so ask whichever node of this host (this container, this pod) answers first.
-    replies = app.control.inspect(pattern=f"*@{socket.gethostname()}", matcher="glob", timeout=5, limit=1).ping()
+    replies = (
+        get_celery().control.inspect(pattern=f"*@{socket.gethostname()}", matcher="glob", timeout=5, limit=1).ping()
+    )
     if not replies:
         sys.exit(f"no Celery worker on {socket.gethostname()} answered a ping")
 

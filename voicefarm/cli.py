@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from voicefarm import broker
+from voicefarm.dispatch import brokers, names
+from voicefarm.dispatch.names import engine_queue
 from voicefarm.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -56,7 +57,8 @@ def api(
 
     settings = get_settings()
     uvicorn.run(
-        "voicefarm.api.app:app",
+        "voicefarm.api.app:create_app",
+        factory=True,
         host=host or settings.api_host,
         port=port or settings.api_port,
         workers=workers,
@@ -66,7 +68,7 @@ def api(
 
 def _serve_metrics(settings: Settings, port: int | None) -> None:
     """Serve this process's counts, and its pool children's, before anything counts."""
-    from voicefarm import exporter
+    from voicefarm.telemetry import exporter
 
     port = settings.metrics_port if port is None else port
     try:
@@ -102,12 +104,14 @@ def worker(
     """Run a Celery worker for one engine, once the engine has passed its self-test; each
     process loads the model before its first job. Exits 1 when the self-test fails. Its main
     process serves the counts of the worker's jobs at /metrics on --metrics-port. A pipelined
-    worker keeps its engine busy while its jobs are stored and recorded (voicefarm.slots)."""
+    worker keeps its engine busy while its jobs are stored and recorded (voicefarm.worker.slots)."""
     settings = get_settings()
     # First: the port is taken before a model loads for minutes, and the counters' storage is
     # chosen before anything imports the Prometheus client.
     _serve_metrics(settings, metrics_port)
-    from voicefarm import counters, engines, selftest
+    from voicefarm import engines
+    from voicefarm.fleet import selftest
+    from voicefarm.telemetry import counters
 
     try:
         caps = engines.create(engine, settings).capabilities()
@@ -130,27 +134,28 @@ def worker(
         # One plain line on stderr: what an orchestrator's log of the crash loop shows.
         typer.echo(f"engine {engine} failed its self-test; this worker takes no jobs: {error}", err=True)
         raise typer.Exit(1)
-    from voicefarm.worker import ENGINE_ENV
+    from voicefarm.worker.run import ENGINE_ENV
 
     os.environ[ENGINE_ENV] = engine
     processes = concurrency
     if pipeline:
-        from voicefarm.slots import SLOTS_ENV
+        from voicefarm.worker.slots import SLOTS_ENV
 
         processes = 2 * concurrency
         folder = tempfile.mkdtemp(prefix=f"voicefarm-slots-{engine}-")
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
         os.environ[SLOTS_ENV] = f"{folder}:{concurrency}"
     counters.initialise_worker(engine, settings)
-    from voicefarm.heartbeat import Heartbeat
-    from voicefarm.queue import app as celery
+    from voicefarm.dispatch.app import get_celery
+    from voicefarm.fleet.heartbeat import Heartbeat
 
+    celery = get_celery()
     celery.steps["worker"].add(Heartbeat)
 
     argv = [
         "worker",
         "-Q",
-        broker.queue_name(engine),
+        engine_queue(engine),
         "-P",
         "prefork",
         "-c",
@@ -163,19 +168,19 @@ def worker(
         "--loglevel",
         loglevel,
     ]
-    celery.worker_main(argv + broker.for_settings(settings).worker_flags())
+    celery.worker_main(argv + brokers.for_settings(settings).worker_flags())
 
 
 @app.command()
 def webhooks(concurrency: Annotated[int, typer.Option(help="Callbacks delivered at once.")] = 8) -> None:
     """Deliver job and batch callbacks (their own queue: a slow receiver never holds a synthesis)."""
-    from voicefarm.queue import app as celery
-    from voicefarm.webhooks import QUEUE
+    from voicefarm.dispatch.app import get_celery
 
+    celery = get_celery()
     argv = [
         "worker",
         "-Q",
-        QUEUE,
+        names.WEBHOOK_QUEUE,
         "-P",
         "threads",
         "-c",
@@ -185,7 +190,7 @@ def webhooks(concurrency: Annotated[int, typer.Option(help="Callbacks delivered 
         "--loglevel",
         "info",
     ]
-    celery.worker_main(argv + broker.for_settings(get_settings()).worker_flags())
+    celery.worker_main(argv + brokers.for_settings(get_settings()).worker_flags())
 
 
 @app.command()
@@ -193,15 +198,15 @@ def aligner(loglevel: Annotated[str, typer.Option()] = "info") -> None:
     """Align finished audio to its text for the jobs that ask for word timestamps (their own
     queue, so no engine's environment needs speech recognition). Needs the `align` extra: the
     model is loaded before the first job."""
-    from voicefarm import asr
-    from voicefarm.queue import ALIGN_QUEUE
-    from voicefarm.queue import app as celery
+    from voicefarm.audio import asr
+    from voicefarm.dispatch.app import get_celery
 
+    celery = get_celery()
     asr.model()
     argv = [
         "worker",
         "-Q",
-        ALIGN_QUEUE,
+        names.ALIGN_QUEUE,
         # One process, the model loaded above: alignments run one at a time; more aligners scale out.
         "-P",
         "solo",
@@ -210,7 +215,7 @@ def aligner(loglevel: Annotated[str, typer.Option()] = "info") -> None:
         "--loglevel",
         loglevel,
     ]
-    celery.worker_main(argv + broker.for_settings(get_settings()).worker_flags())
+    celery.worker_main(argv + brokers.for_settings(get_settings()).worker_flags())
 
 
 @app.command()
@@ -223,7 +228,9 @@ def flower(
     if not settings.flower_basic_auth or ":" not in settings.flower_basic_auth:
         console.print("[red]set VOICEFARM_FLOWER_BASIC_AUTH=user:password: Flower shows every task's arguments[/red]")
         raise typer.Exit(1)
-    from voicefarm.queue import app as celery
+    from voicefarm.dispatch.app import get_celery
+
+    celery = get_celery()
 
     celery.start(["flower", f"--port={port}", f"--address={address}", f"--basic-auth={settings.flower_basic_auth}"])
 
@@ -240,9 +247,9 @@ def reconcile(
     settings = get_settings()
     if every is not None:
         _serve_metrics(settings, metrics_port)
-    from voicefarm import counters
-    from voicefarm.reconcile import reconcile as run
-    from voicefarm.retention import Periodic
+    from voicefarm.library.retention import Periodic
+    from voicefarm.ops.reconcile import reconcile as run
+    from voicefarm.telemetry import counters
 
     counters.initialise_reconciler(settings)
 
@@ -275,7 +282,7 @@ def gc(
     record accounts for, old tombstones. The reconciler also runs this on its own schedule."""
     from rich.table import Table
 
-    from voicefarm.retention import collect
+    from voicefarm.library.retention import collect
 
     report = collect(get_settings(), dry_run=dry_run)
     table = Table(title="would delete (dry run)" if dry_run else "deleted")
@@ -290,8 +297,8 @@ def gc(
 
 
 def _dev_key(settings: Settings) -> str:
-    from voicefarm import db
-    from voicefarm.auth import dev_key
+    from voicefarm.store import db
+    from voicefarm.tenancy.auth import dev_key
 
     with db.session() as s:
         return dev_key(s, settings.data_dir)
@@ -301,7 +308,7 @@ def _dev_key(settings: Settings) -> str:
 def up() -> None:
     """Run the API and one worker per configured engine in the foreground. Ctrl-C, SIGTERM and
     SIGHUP stop everything it started: a warm shutdown first, then a kill after a grace period."""
-    from voicefarm.farm import Farm
+    from voicefarm.ops.supervisor import Farm
 
     def interrupt(signum: int, _: object) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
@@ -488,8 +495,8 @@ def keys_create(
     name: Annotated[str, typer.Option()] = "",
 ) -> None:
     """Create an API key for a tenant and print it (it is not shown again)."""
-    from voicefarm import db
-    from voicefarm.auth import create_key
+    from voicefarm.store import db
+    from voicefarm.tenancy.auth import create_key
 
     with db.session() as s:
         print(create_key(s, tenant, name=name, admin=admin))
@@ -524,8 +531,9 @@ def tenants_set(
 ) -> None:
     """Override a tenant's admission limits or cache scope; API processes apply a change within
     10 s. A private cache starts empty: the tenant's earlier audio is not in it."""
-    from voicefarm import admission, db
     from voicefarm.errors import VoicefarmError
+    from voicefarm.store import db
+    from voicefarm.tenancy import admission
 
     changes = {
         **_limit(max_active_jobs, "--max-active-jobs"),
@@ -546,9 +554,10 @@ def tenants_set(
 @tenants_app.command("show")
 def tenants_show(tenant: str) -> None:
     """A tenant's limits and cache scope, each its own or the farm's, and its active jobs now."""
-    from voicefarm import admission, db
     from voicefarm.errors import NotFound
-    from voicefarm.models import Tenant
+    from voicefarm.store import db
+    from voicefarm.store.models import Tenant
+    from voicefarm.tenancy import admission
 
     settings = get_settings()
     with db.session() as s:
@@ -577,7 +586,7 @@ DEMO_PHRASES = [
 def demo(out: Annotated[Path, typer.Option(help="Where to write the audio.")] = Path("demo-output")) -> None:
     """Start a farm, synthesize a few phrases through the HTTP API, print what happened, stop."""
     from voicefarm.client import Client
-    from voicefarm.farm import Farm, free_port
+    from voicefarm.ops.supervisor import Farm, free_port
 
     port = free_port()
     os.environ["VOICEFARM_API_PORT"] = str(port)

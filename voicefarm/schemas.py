@@ -15,7 +15,7 @@ PRINTABLE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 PLAIN = r"^[^\x00-\x1f\x7f]*$"
 HEADER_VALUE = r"^[^\x00-\x08\x0a-\x1f\x7f]*$"
 LANGUAGE_TAG = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
-# Limits are those of the database columns the values are stored in (voicefarm.models).
+# Limits are those of the database columns the values are stored in (voicefarm.store.models).
 Text = Annotated[str, Field(pattern=PRINTABLE)]
 Name = Annotated[str, Field(pattern=PRINTABLE, max_length=200)]  # a voice id
 Language = Annotated[str, Field(pattern=LANGUAGE_TAG, max_length=16, description="BCP-47 tag, e.g. en or en-US")]

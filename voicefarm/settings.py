@@ -48,14 +48,14 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"  # the address the API, and the workers' metrics, listen on
     api_port: int = 8000
     # Each worker and the reconciler serve the counts of their own work at
-    # http://<api_host>:<metrics_port>/metrics (voicefarm.counters); 0: any free port, logged.
+    # http://<api_host>:<metrics_port>/metrics (voicefarm.telemetry.counters); 0: any free port, logged.
     # `voicefarm up` gives each its own.
     metrics_port: int = 9101
     public_url: str = ""  # how clients reach the API (for URLs in webhooks); default http://api_host:api_port
     batch_max_items: int = 10_000
     # Admission, per tenant: farm defaults that a tenant's row may override (`voicefarm tenants
     # set`). Over one, a submission is refused with a 429 and Retry-After, and nothing is kept.
-    # Generous by default: they stop a runaway client, not normal use (voicefarm/admission.py).
+    # Generous by default: they stop a runaway client, not normal use (voicefarm/tenancy/admission.py).
     max_active_jobs: int = Field(20_000, ge=1)  # queued plus running; a batch counts every item
     submissions_per_minute: int = Field(20_000, ge=1)  # cache hits and batch items count
     chars_per_day: int = Field(100_000_000, ge=1)  # characters asked for, cache hits included (UTC days)
@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     # tenant's audio and in-flight dedupe are its own, so no tenant can learn what another had
     # synthesized, at the cost of synthesizing the same speech once per tenant.
     cache_scope: Literal["shared", "private"] = "shared"
-    # Internal networks callbacks may reach; none by default: see voicefarm/callbacks.py.
+    # Internal networks callbacks may reach; none by default: see voicefarm/tenancy/targets.py.
     callback_allow_cidrs: list[str] = Field(default_factory=list)
     flower_basic_auth: str | None = None  # "user:password"; Flower will not start without it
     # Where the browser console's Ops page links each figure to the Grafana panel it mirrors
@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     default_quality: str = "fast"
 
     max_text_chars: int = 200_000
-    # Long form (voicefarm/longform.py): a longer text, or any SSML, is a document, split at
+    # Long form (voicefarm/worker/documents.py): a longer text, or any SSML, is a document, split at
     # sentences into segments of at most this many characters (one engine call's worth) that the
     # engine's workers speak in parallel and one of them joins into one file.
     segment_chars: int = Field(2000, ge=100)
@@ -122,7 +122,7 @@ class Settings(BaseSettings):
     # Re-enqueue a queued job whose broker message is gone after this long (broker restarts).
     reconcile_after_seconds: float = 30.0
 
-    # Retention (voicefarm/retention.py; `voicefarm gc`). Finished jobs, with their attempts, are
+    # Retention (voicefarm/library/retention.py; `voicefarm gc`). Finished jobs, with their attempts, are
     # deleted this long after they finished, and a done batch with all its jobs; active jobs never.
     job_retention_days: int = Field(30, ge=1)
     # Audio (its renditions, objects, lossless master and cache entry) this long after its last use

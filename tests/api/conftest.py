@@ -29,9 +29,10 @@ os.environ.update(
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from voicefarm import db, heartbeat  # noqa: E402
-from voicefarm.auth import create_key  # noqa: E402
 from voicefarm.cli import migrate  # noqa: E402
+from voicefarm.fleet import heartbeat  # noqa: E402
+from voicefarm.store import db  # noqa: E402
+from voicefarm.tenancy.auth import create_key  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -40,9 +41,9 @@ def app() -> Iterator[TestClient]:
     from their workers' heartbeats, so this tier beats once, in process, as a worker would."""
     migrate()
     heartbeat.beat("piper@api-tests:1", "piper", heartbeat.advertise("piper"))
-    from voicefarm.api.app import app
+    from voicefarm.api.app import create_app
 
-    with TestClient(app) as client:
+    with TestClient(create_app()) as client:
         yield client
 
 

@@ -15,10 +15,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from voicefarm import admission, db, stats
-from voicefarm.auth import create_key
-from voicefarm.models import Batch, Job, Tenant
 from voicefarm.settings import get_settings
+from voicefarm.store import db
+from voicefarm.store.models import Batch, Job, Tenant
+from voicefarm.telemetry import stats
+from voicefarm.tenancy import admission
+from voicefarm.tenancy.auth import create_key
 
 NOON = 1_800_000_000.0 - 1_800_000_000.0 % 86_400 + 12 * 3600  # a UTC noon, on the minute
 

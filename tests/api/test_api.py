@@ -6,10 +6,11 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from voicefarm import db, stats
-from voicefarm.auth import create_key
-from voicefarm.models import Batch, Job
 from voicefarm.settings import get_settings
+from voicefarm.store import db
+from voicefarm.store.models import Batch, Job
+from voicefarm.telemetry import stats
+from voicefarm.tenancy.auth import create_key
 
 
 def queued() -> int:

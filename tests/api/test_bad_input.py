@@ -10,11 +10,12 @@ import soundfile as sf
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from voicefarm import db, stats
-from voicefarm.audio import FORMATS, encode, output_rate
+from voicefarm.audio.codec import FORMATS, encode, output_rate
 from voicefarm.engines.base import Audio
-from voicefarm.models import Job
 from voicefarm.settings import get_settings
+from voicefarm.store import db
+from voicefarm.store.models import Job
+from voicefarm.telemetry import stats
 
 
 def state() -> tuple[int, int]:

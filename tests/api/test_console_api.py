@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from voicefarm import db
-from voicefarm.auth import create_key
-from voicefarm.models import Attempt, Job, utcnow
 from voicefarm.settings import get_settings
+from voicefarm.store import db
+from voicefarm.store.models import Attempt, Job, utcnow
+from voicefarm.tenancy.auth import create_key
 
 
 def test_the_console_is_served_without_a_key_and_its_data_calls_need_one(app: TestClient) -> None:
@@ -30,9 +30,9 @@ def test_the_console_is_served_without_a_key_and_its_data_calls_need_one(app: Te
 
 def test_the_console_config_carries_the_farms_limits_and_grafana() -> None:
     settings = get_settings()
-    from voicefarm.api.app import app as api
+    from voicefarm.api.app import create_app
 
-    config = TestClient(api).get("/console/config.json").json()
+    config = TestClient(create_app(settings)).get("/console/config.json").json()
     assert config["grafana_dashboard"] == f"{settings.grafana_url}/d/voicefarm-overview/voicefarm"
     assert config["voice_limits"]["min_snr_db"] == settings.voice_min_snr_db
     assert config["voice_limits"]["max_seconds"] == settings.voice_max_seconds

@@ -11,13 +11,14 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from voicefarm import db, retention
-from voicefarm.cache import CachedAudio
 from voicefarm.jobs import lifecycle
-from voicefarm.models import Job, Rendition, utcnow
-from voicefarm.renditions import master_key
+from voicefarm.library import retention
+from voicefarm.library.cache import CachedAudio
+from voicefarm.library.renditions import master_key
 from voicefarm.settings import get_settings
-from voicefarm.storage import LocalStore, get_store
+from voicefarm.store import db
+from voicefarm.store.models import Job, Rendition, utcnow
+from voicefarm.store.objects import LocalStore, get_store
 
 
 def last_used(content_key: str) -> timedelta:

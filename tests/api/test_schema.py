@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from voicefarm.audio import FORMATS
+from voicefarm.audio.codec import FORMATS
 from voicefarm.schemas import PLAIN
 from voicefarm.settings import get_settings
 

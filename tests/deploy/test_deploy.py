@@ -43,9 +43,9 @@ import yaml
 from docker.utils.build import exclude_paths
 from kombu.transport.redis import Channel
 
-from voicefarm.broker import queue_name
 from voicefarm.cli import app as cli_app
-from voicefarm.jobs.fairness import LEVELS
+from voicefarm.dispatch.brokers import queue_name
+from voicefarm.dispatch.priorities import LEVELS
 from voicefarm.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -261,7 +261,7 @@ def parse_seconds(value: str | int) -> float:
 
 def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
     """The settings a process would read from this environment (and only it). Nothing that
-    caches settings (get_settings, a first import of voicefarm.queue) may run while it is set."""
+    caches settings (get_settings, a first import of voicefarm.dispatch.app) may run while it is set."""
     for name in list(os.environ):
         if name.startswith("VOICEFARM_"):
             monkeypatch.delenv(name)

@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.farm_env import S3Server, s3_server
 from tests.fake_google import FakeTextToSpeech, service_account_file
-from voicefarm.farm import free_port
+from voicefarm.ops.supervisor import free_port
 from voicefarm.settings import DEFAULT_TIERS
 
 FAULTS = ["broken", "hangs", "stuck", "silent", "flapping", "stutters"]  # tests/fault_engines.py, each with a worker
@@ -98,11 +98,11 @@ os.environ.update(ENV)
 
 from sqlalchemy import delete, select  # noqa: E402
 
-from voicefarm import db  # noqa: E402
-from voicefarm.auth import create_key  # noqa: E402
-from voicefarm.farm import Farm  # noqa: E402
-from voicefarm.models import Attempt, Breaker, utcnow  # noqa: E402
+from voicefarm.ops.supervisor import Farm  # noqa: E402
 from voicefarm.settings import Settings, get_settings  # noqa: E402
+from voicefarm.store import db  # noqa: E402
+from voicefarm.store.models import Attempt, Breaker, utcnow  # noqa: E402
+from voicefarm.tenancy.auth import create_key  # noqa: E402
 
 
 def _wait(what: str, ready, timeout: float = 30.0) -> None:
@@ -243,7 +243,7 @@ SLOW_WORKERS = 3
 def more_workers(engine: str, count: int, live: int, *flags: str) -> Iterator[list[subprocess.Popen[bytes]]]:
     """`count` more worker processes of `engine` beside the farm's, with `voicefarm worker`'s
     `flags`, ready once `live` of that engine beat; stopped after."""
-    from voicefarm.heartbeat import live_workers
+    from voicefarm.fleet.heartbeat import live_workers
 
     procs = [
         subprocess.Popen(

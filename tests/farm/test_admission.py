@@ -15,12 +15,13 @@ from redis.asyncio import Redis as AsyncRedis
 from sqlalchemy import func, select
 
 from tests.farm.conftest import wait_final
-from voicefarm import admission, db
-from voicefarm.auth import create_key
 from voicefarm.errors import TooManyRequests
-from voicefarm.farm import Farm
-from voicefarm.models import Attempt, Batch, Job
+from voicefarm.ops.supervisor import Farm
 from voicefarm.settings import get_settings
+from voicefarm.store import db
+from voicefarm.store.models import Attempt, Batch, Job
+from voicefarm.tenancy import admission
+from voicefarm.tenancy.auth import create_key
 
 NOON = 1_800_000_000.0 - 1_800_000_000.0 % 86_400 + 12 * 3600  # a UTC noon, on the minute
 

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.farm.conftest import wait_final
-from voicefarm import db
 from voicefarm.client import verify_signature
-from voicefarm.models import Attempt, Job
+from voicefarm.store import db
+from voicefarm.store.models import Attempt, Job
 
 
 def wait_batch(http: httpx.Client, batch_id: str, timeout: float = 180) -> dict:

@@ -17,10 +17,10 @@ from sqlalchemy import delete
 
 from tests.farm.conftest import LOGS, ROOT, _wait, free_port, wait_final
 from tests.farm.test_voices import encode, upload
-from voicefarm import db
-from voicefarm.models import EngineCapabilities, Worker, utcnow
+from voicefarm.store import db
+from voicefarm.store.models import EngineCapabilities, Worker, utcnow
 
-CATALOG_TTL = 2.0  # how long the API remembers the catalog (voicefarm.catalog.Catalogs)
+CATALOG_TTL = 2.0  # how long the API remembers the catalog (voicefarm.fleet.catalog.Catalogs)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from voicefarm.client import AsyncClient, Client, Invalid, JobFailed, NotFound, Unauthorized
-from voicefarm.farm import Farm
+from voicefarm.ops.supervisor import Farm
 
 
 @pytest.fixture

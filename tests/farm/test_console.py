@@ -19,7 +19,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.farm.conftest import ROOT, RUN
-from voicefarm.farm import Farm
+from voicefarm.ops.supervisor import Farm
 from voicefarm.settings import get_settings
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's (tests/services.sh): Playwright's own download needs the internet

@@ -16,8 +16,8 @@ from sqlalchemy import delete
 
 from tests.farm.conftest import ROOT, build_tiny_model, wait_final
 from tests.fault_engines import FLAPPING_FLAG
-from voicefarm import db
-from voicefarm.models import Worker
+from voicefarm.store import db
+from voicefarm.store.models import Worker
 
 pytestmark = pytest.mark.fault_injection
 

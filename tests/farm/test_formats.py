@@ -12,8 +12,8 @@ import soundfile as sf
 from sqlalchemy import func, select
 
 from tests.farm.conftest import wait_final
-from voicefarm import db
-from voicefarm.models import Attempt, Job
+from voicefarm.store import db
+from voicefarm.store.models import Attempt, Job
 
 TEXT = "Every format is made from one synthesis."
 

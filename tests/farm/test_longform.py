@@ -24,13 +24,13 @@ from sqlalchemy import select
 from tests.farm.conftest import LOGS, _wait, embedded_up, more_workers, wait_final
 from tests.farm.test_streaming import streamed
 from tests.farm.test_timestamps import assert_every_word_once, timestamps
-from voicefarm import db
-from voicefarm.heartbeat import owner
+from voicefarm.dispatch.app import enqueue
+from voicefarm.fleet.heartbeat import owner
 from voicefarm.jobs.lifecycle import abandon
 from voicefarm.jobs.segments import PARAGRAPH_PAUSE
-from voicefarm.models import Attempt
-from voicefarm.queue import enqueue
 from voicefarm.settings import get_settings
+from voicefarm.store import db
+from voicefarm.store.models import Attempt
 
 # Natural sentences, distinct enough that the ASR round trip means something.
 SENTENCES = [

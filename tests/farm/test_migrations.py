@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, inspect
 
-from voicefarm import db
-from voicefarm.models import Base
+from voicefarm.store import db
+from voicefarm.store.models import Base
 
 
 def tables_and_columns(engine) -> dict[str, set[str]]:

@@ -16,10 +16,10 @@ import soundfile as sf
 from sqlalchemy import select
 
 from tests.farm.conftest import free_port, wait_final
-from voicefarm import db
 from voicefarm.client import Client
-from voicefarm.farm import Farm
-from voicefarm.models import Job
+from voicefarm.ops.supervisor import Farm
+from voicefarm.store import db
+from voicefarm.store.models import Job
 
 
 def jobs_for(text: str) -> list[Job]:

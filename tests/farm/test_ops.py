@@ -12,7 +12,8 @@ from sqlalchemy import text
 
 from bench.metrics import plan
 from tests.farm.conftest import free_port, scrape, scrape_workers, wait_final
-from voicefarm import db, stats
+from voicefarm.store import db
+from voicefarm.telemetry import stats
 
 
 @pytest.mark.fault_injection

@@ -18,12 +18,14 @@ import redis
 from sqlalchemy import delete, func, select
 
 from tests.farm.conftest import ENV, LOGS, wait_final
-from voicefarm import broker, db
-from voicefarm.auth import create_key
-from voicefarm.farm import Farm
-from voicefarm.heartbeat import live_workers, owner
-from voicefarm.models import Job, JobStatus, Rendition
+from voicefarm.dispatch import brokers
+from voicefarm.dispatch.names import engine_queue
+from voicefarm.fleet.heartbeat import live_workers, owner
+from voicefarm.ops.supervisor import Farm
 from voicefarm.settings import get_settings
+from voicefarm.store import db
+from voicefarm.store.models import Job, JobStatus, Rendition
+from voicefarm.tenancy.auth import create_key
 
 SLOW = {"quality": "sluggish"}  # the slow engine first (tests/fault_engines.py), then Piper
 
@@ -84,12 +86,12 @@ def test_a_job_whose_worker_died_runs_again_within_seconds_and_once(
     prefix = ENV["VOICEFARM_REDIS_PREFIX"]
     r.hdel(f"{prefix}:unacked", stale[0])
     r.zrem(f"{prefix}:unacked_index", stale[0])
-    r.lpush(f"{prefix}:{broker.queue_name('slow')}", json.dumps(stale[1]))
+    r.lpush(f"{prefix}:{engine_queue('slow')}", json.dumps(stale[1]))
 
     job = wait_final(http, job_id)
     assert job["status"] == "succeeded", job
     assert [(a["engine"], a["outcome"]) for a in job["attempts"]] == [("slow", "lost"), ("slow", "succeeded")]
-    wait_for("the stale message to be consumed", lambda: job_id not in broker.for_settings(settings).message_ids())
+    wait_for("the stale message to be consumed", lambda: job_id not in brokers.for_settings(settings).message_ids())
     logs = "".join(p.read_text(errors="replace") for p in LOGS.glob("worker-slow-*.log"))
     assert f"job {job_id}: stale message 0 (the job is on dispatch 1)" in logs
     assert len(job_of(http, job_id)["attempts"]) == 2  # the stale copy began nothing
@@ -136,5 +138,5 @@ def test_a_flooding_tenant_does_not_hold_up_another(
         with db.session() as s:
             s.execute(delete(Job).where(Job.id.in_(flood), Job.status == JobStatus.queued.value))
         r = redis.Redis.from_url(ENV["VOICEFARM_BROKER_URL"])
-        for key in r.scan_iter(f"{ENV['VOICEFARM_REDIS_PREFIX']}:{broker.queue_name('slow')}*", _type="list"):
+        for key in r.scan_iter(f"{ENV['VOICEFARM_REDIS_PREFIX']}:{engine_queue('slow')}*", _type="list"):
             r.delete(key)

@@ -16,10 +16,10 @@ import redis
 from sqlalchemy import func, select
 
 from tests.farm.conftest import ENV, REDIS, free_port, wait_final
-from voicefarm import db
-from voicefarm.models import Job, Rendition
 from voicefarm.settings import get_settings
-from voicefarm.storage import open_store
+from voicefarm.store import db
+from voicefarm.store.models import Job, Rendition
+from voicefarm.store.objects import open_store
 
 
 def outcomes(job: dict) -> list[tuple[str, str]]:
@@ -106,18 +106,18 @@ def test_a_worker_killed_mid_synthesis_loses_nothing_and_does_nothing_twice(http
 
 def control(command: str, engine: str) -> None:
     """Tell the engine's workers (only them) to stop or resume consuming its queue."""
-    from voicefarm.queue import app
+    from voicefarm.dispatch.app import get_celery
 
-    nodes = [name for reply in app.control.ping(timeout=2) for name in reply if name.startswith(f"{engine}.")]
+    nodes = [name for reply in get_celery().control.ping(timeout=2) for name in reply if name.startswith(f"{engine}.")]
     assert nodes, f"no {engine} worker answered a ping"
-    replies = getattr(app.control, command)(f"tts.{engine}", destination=nodes, reply=True, timeout=5)
+    replies = getattr(get_celery().control, command)(f"tts.{engine}", destination=nodes, reply=True, timeout=5)
     assert replies, f"no worker answered {command}"
 
 
 @pytest.mark.fault_injection
 def test_redis_restart_with_jobs_queued_loses_none(http: httpx.Client, farm) -> None:
-    from voicefarm.broker import for_settings
-    from voicefarm.reconcile import reconcile
+    from voicefarm.dispatch.brokers import for_settings
+    from voicefarm.ops.reconcile import reconcile
 
     control("cancel_consumer", "piper")  # park the jobs in Redis
     try:

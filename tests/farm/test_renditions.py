@@ -6,9 +6,10 @@ import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from voicefarm import db, renditions
-from voicefarm.cache import CachedAudio
-from voicefarm.models import Rendition
+from voicefarm.library import renditions
+from voicefarm.library.cache import CachedAudio
+from voicefarm.store import db
+from voicefarm.store.models import Rendition
 
 
 def test_two_requests_recording_one_rendition_at_once_both_land() -> None:

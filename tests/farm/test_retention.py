@@ -19,9 +19,12 @@ from sqlalchemy import delete, func, select, update
 from tests.farm.conftest import ENV, S3, TMP, wait_final
 from tests.farm.test_batches import wait_batch
 from tests.farm.test_voices import encode, upload
-from voicefarm import db, retention
-from voicefarm.cache import get_cache
-from voicefarm.models import (
+from voicefarm.library import retention
+from voicefarm.library.cache import get_cache
+from voicefarm.library.renditions import master_key
+from voicefarm.settings import get_settings
+from voicefarm.store import db
+from voicefarm.store.models import (
     Alignment,
     Attempt,
     Batch,
@@ -33,9 +36,7 @@ from voicefarm.models import (
     Tombstone,
     utcnow,
 )
-from voicefarm.renditions import master_key
-from voicefarm.settings import get_settings
-from voicefarm.storage import get_store
+from voicefarm.store.objects import get_store
 
 FINISHED_LONG_AGO = timedelta(days=31)  # past VOICEFARM_JOB_RETENTION_DAYS (30)
 UNUSED_LONG_AGO = timedelta(days=91)  # past VOICEFARM_AUDIO_RETENTION_DAYS (90)

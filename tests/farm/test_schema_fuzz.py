@@ -25,11 +25,11 @@ from sqlalchemy import func, select
 
 from tests.farm.conftest import LOGS
 from tests.farm.test_batches import Receiver
-from voicefarm import db
-from voicefarm.auth import create_key
-from voicefarm.farm import Farm
-from voicefarm.models import ACTIVE, Attempt, Job, Outcome
+from voicefarm.ops.supervisor import Farm
 from voicefarm.settings import get_settings
+from voicefarm.store import db
+from voicefarm.store.models import ACTIVE, Attempt, Job, Outcome
+from voicefarm.tenancy.auth import create_key
 
 FUZZ_SECONDS = 60
 DRAIN_SECONDS = 300

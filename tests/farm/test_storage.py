@@ -10,7 +10,7 @@ import pytest
 from tests.farm.conftest import ENV
 from voicefarm.errors import ObjectMissing
 from voicefarm.settings import Settings
-from voicefarm.storage import LocalStore, S3Store, open_store
+from voicefarm.store.objects import LocalStore, S3Store, open_store
 
 
 @pytest.fixture(params=["local", "s3"])

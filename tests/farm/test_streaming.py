@@ -25,7 +25,7 @@ import soundfile as sf
 
 from tests.farm.conftest import embedded_up, wait_final
 from voicefarm.client import AsyncClient, Client, StreamBroken
-from voicefarm.farm import Farm
+from voicefarm.ops.supervisor import Farm
 
 PARAGRAPH = (
     "The first sentence comes out while the rest is still being made. "

@@ -20,10 +20,10 @@ import pytest
 import webvtt
 
 from tests.farm.conftest import more_workers, wait_final
-from voicefarm import db
 from voicefarm.client import AsyncClient, Client, NotFound
-from voicefarm.farm import Farm
-from voicefarm.models import Alignment, Job
+from voicefarm.ops.supervisor import Farm
+from voicefarm.store import db
+from voicefarm.store.models import Alignment, Job
 
 TEXT = "Captions need times. The aligner hears each word, then writes them down!"
 

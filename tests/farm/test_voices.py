@@ -14,10 +14,10 @@ import soxr
 from sqlalchemy import func, select
 
 from tests.farm.conftest import ENV, LOGS, wait_final
-from voicefarm import db
-from voicefarm.models import ClonedVoice, Job, Rendition
 from voicefarm.settings import Settings
-from voicefarm.storage import open_store
+from voicefarm.store import db
+from voicefarm.store.models import ClonedVoice, Job, Rendition
+from voicefarm.store.objects import open_store
 
 
 def encode(samples: np.ndarray, rate: int, fmt: str = "WAV", subtype: str | None = None) -> bytes:

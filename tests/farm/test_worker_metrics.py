@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import delete, update
 
 from tests.farm.conftest import embedded_up, scrape, wait_final
-from voicefarm import db
-from voicefarm.models import Attempt, Job, utcnow
+from voicefarm.store import db
+from voicefarm.store.models import Attempt, Job, utcnow
 
 SUCCEEDED = ("voicefarm_attempts_total", (("engine", "piper"), ("outcome", "succeeded")))
 

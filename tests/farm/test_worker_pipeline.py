@@ -1,4 +1,4 @@
-"""A pipelined worker (`voicefarm worker --pipeline`, voicefarm.slots): its engine synthesizes
+"""A pipelined worker (`voicefarm worker --pipeline`, voicefarm.worker.slots): its engine synthesizes
 the next job while the last one is stored and recorded, never two at once, and each job still
 runs once. Each test pipelines a worker of a spare engine that no other worker serves."""
 

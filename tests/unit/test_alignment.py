@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voicefarm import alignment
+from voicefarm.audio import alignment
 from voicefarm.engines.base import Audio, SynthesisRequest, Word
 from voicefarm.settings import Settings
 

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import create_engine, update
 from sqlalchemy.orm import Session
 
-from voicefarm import breaker
-from voicefarm.models import Base, Breaker, utcnow
+from voicefarm.fleet import breaker
 from voicefarm.settings import Settings
+from voicefarm.store.models import Base, Breaker, utcnow
 
 SETTINGS = Settings(breaker_failures=3, breaker_cooldown_seconds=60)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from voicefarm.callbacks import check
 from voicefarm.errors import InvalidRequest
 from voicefarm.settings import Settings
+from voicefarm.tenancy.targets import check
 
 SETTINGS = Settings()
 

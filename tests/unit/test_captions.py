@@ -8,7 +8,7 @@ from pathlib import Path
 
 import webvtt
 
-from voicefarm.captions import MAX_CHARS, cues, render
+from voicefarm.audio.captions import MAX_CHARS, cues, render
 from voicefarm.engines.base import Word
 
 WORDS = [

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from voicefarm.client import AsyncClient, Client, Invalid, Unavailable, verify_signature
-from voicefarm.farm import free_port
+from voicefarm.ops.supervisor import free_port
 from voicefarm.schemas import JobOut
 from voicefarm.signing import signature
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from voicefarm.catalog import Candidate
 from voicefarm.engines.base import Voice
+from voicefarm.fleet.catalog import Candidate
 from voicefarm.jobs.keys import content_key, normalise_language, normalise_text, source_key
 
 VOICE = Voice("v", "en-US", version="1")

@@ -12,10 +12,10 @@ WORKER = textwrap.dedent(
     """
     import os, sys, urllib.request
 
-    from voicefarm import exporter
+    from voicefarm.telemetry import exporter
 
     port = exporter.serve("127.0.0.1", 0)
-    from voicefarm import counters
+    from voicefarm.telemetry import counters
 
     counters.attempts.labels("piper", "succeeded").inc()  # the main process (the `lost` errback)
     for n in (2, 3):  # two pool children, each gone once it has counted
@@ -45,7 +45,7 @@ def test_counts_of_exited_children_are_summed_with_the_main_process() -> None:
 
 
 def test_serving_after_the_client_was_imported_fails_loudly() -> None:
-    script = "import prometheus_client\nfrom voicefarm import exporter\nexporter.serve('127.0.0.1', 0)"
+    script = "import prometheus_client\nfrom voicefarm.telemetry import exporter\nexporter.serve('127.0.0.1', 0)"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "imported before its multiprocess directory was set" in done.stderr
 
@@ -54,10 +54,10 @@ def test_a_worker_starts_with_its_series_at_zero() -> None:
     script = textwrap.dedent(
         """
         import sys, urllib.request
-        from voicefarm import exporter
+        from voicefarm.telemetry import exporter
 
         port = exporter.serve("127.0.0.1", 0)
-        from voicefarm import counters
+        from voicefarm.telemetry import counters
         from voicefarm.settings import Settings
 
         counters.initialise_worker("xtts", Settings(tiers={"high": ["xtts", "styletts2", "piper"], "fast": ["piper"]}))

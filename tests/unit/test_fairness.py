@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from voicefarm.jobs.fairness import BATCH, INTERACTIVE, LEVELS, level, priorities
-from voicefarm.models import Base, Job, JobStatus
+from voicefarm.dispatch.priorities import BATCH, INTERACTIVE, LEVELS, level, priorities
+from voicefarm.store.models import Base, Job, JobStatus
 
 
 def session_with(backlog: dict[str, int]) -> Session:

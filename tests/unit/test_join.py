@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pyloudnorm
 
+from voicefarm.audio.join import KEEP_SECONDS, TARGET_LUFS, heard, join_segments, placed
 from voicefarm.engines.base import Audio
-from voicefarm.join import KEEP_SECONDS, TARGET_LUFS, heard, join, placed
 
 RATE = 16000
 
@@ -25,7 +25,7 @@ def loudness(samples: np.ndarray) -> float:
 
 def test_segments_are_trimmed_paused_and_normalised_once() -> None:
     quiet, loud = spoken(1.0, 0.05), spoken(1.0, 0.5)
-    whole = join([(quiet, 0.75), (loud, 0.0)])
+    whole = join_segments([(quiet, 0.75), (loud, 0.0)])
     # Each segment's edge silence trimmed to a few frames, then exactly the pause asked for.
     assert abs(whole.duration - (2.0 + 4 * KEEP_SECONDS + 0.75)) < 0.02
     assert abs(loudness(whole.samples) - TARGET_LUFS) < 0.5

@@ -8,7 +8,8 @@ from functools import cache
 import numpy as np
 import pytest
 
-from voicefarm import engines, errors, quality
+from voicefarm import engines, errors
+from voicefarm.audio import quality
 from voicefarm.engines.base import Audio, Engine, SynthesisRequest
 from voicefarm.settings import Settings
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from voicefarm import slots
-from voicefarm.slots import SLOTS_ENV
+from voicefarm.worker import slots
+from voicefarm.worker.slots import SLOTS_ENV
 
 FORK = multiprocessing.get_context("fork")  # as Celery's pool processes are made
 

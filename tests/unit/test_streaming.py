@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from voicefarm.audio import encode
-from voicefarm.encoder import StreamEncoder
+from voicefarm.audio.codec import encode
+from voicefarm.audio.encoder import StreamEncoder
 from voicefarm.engines.base import Audio, SynthesisRequest, Word, joined, stream
 from voicefarm.engines.text import CROSSFADE_SECONDS, crossfaded
 from voicefarm.errors import JobFailed, NotReady, StreamBroken

@@ -10,16 +10,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
-from voicefarm import renditions, stats
 from voicefarm.api.deps import DB, Admin, get_catalog
-from voicefarm.breaker import tripped
-from voicefarm.cache import get_cache
-from voicefarm.heartbeat import live_workers, self_test_failures
-from voicefarm.metrics import cache_requests, registry
-from voicefarm.models import Rendition, utcnow
+from voicefarm.fleet.breaker import tripped
+from voicefarm.fleet.heartbeat import live_workers, self_test_failures
+from voicefarm.library import renditions
+from voicefarm.library.cache import get_cache
 from voicefarm.schemas import RatesOut
 from voicefarm.settings import get_settings
-from voicefarm.storage import get_store
+from voicefarm.store.models import Rendition, utcnow
+from voicefarm.store.objects import get_store
+from voicefarm.telemetry import stats
+from voicefarm.telemetry.metrics import cache_requests, registry
 
 router = APIRouter(tags=["ops"])
 

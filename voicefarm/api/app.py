@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from voicefarm import __version__, errors
 from voicefarm.api import admin, batches, console, contract, health, jobs, openai, voices
 from voicefarm.schemas import HEADER_VALUE, PLAIN, PRINTABLE
-from voicefarm.settings import get_settings
+from voicefarm.settings import Settings, get_settings
 
 # The one place an error of the farm's becomes an HTTP status; the most specific class wins.
 STATUS: dict[type[errors.VoicefarmError], int] = {
@@ -82,12 +82,14 @@ class RefuseControlCharacters:
         await self.app(scope, receive, send)
 
 
-def create_app() -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API for these settings (the process's own by default): uvicorn calls it as a factory,
+    and a test can make one in process."""
+    settings = settings or get_settings()
     app = FastAPI(title="voicefarm", version=__version__, description="Distributed text-to-speech farm.")
     for module in (health, jobs, batches, voices, openai, admin, console):
         app.include_router(module.router)
     app.mount("/console", console.files, name="console")
-    settings = get_settings()
     app.openapi = lambda: contract.openapi(app, settings)  # type: ignore[method-assign]
 
     @app.exception_handler(HTTPException)
@@ -118,6 +120,3 @@ def create_app() -> FastAPI:
 
     app.add_middleware(RefuseControlCharacters)
     return app
-
-
-app = create_app()

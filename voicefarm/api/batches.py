@@ -7,18 +7,19 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
-from voicefarm import admission, callbacks, retention
 from voicefarm.api.deps import DB, Caller, Limit, get_catalog, get_live, newest, tenant_policy
-from voicefarm.cache import get_cache
 from voicefarm.errors import InvalidRequest
 from voicefarm.jobs import submit
-from voicefarm.models import Batch
+from voicefarm.jobs.notify import tenant_secret
+from voicefarm.jobs.payloads import batch_out, batch_summaries
+from voicefarm.library import retention
+from voicefarm.library.cache import get_cache
+from voicefarm.library.voices import cloned_voice
 from voicefarm.schemas import RETRY_AFTER, BatchOut, BatchRequest, BatchSummary, Problem, TenantOut
 from voicefarm.settings import get_settings
-from voicefarm.storage import get_store
-from voicefarm.views import batch_out, batch_summaries
-from voicefarm.voices import cloned_voice
-from voicefarm.webhooks import tenant_secret
+from voicefarm.store.models import Batch
+from voicefarm.store.objects import get_store
+from voicefarm.tenancy import admission, targets
 
 router = APIRouter(prefix="/v1", tags=["batches"])
 errors: dict[int | str, dict[str, Any]] = {code: {"model": Problem} for code in (401, 404, 422, 503)}
@@ -65,7 +66,7 @@ async def create_batch(body: BatchRequest, request: Request, s: DB, caller: Call
     items = await run_in_threadpool(plans, s, caller.tenant_id, body, policy.key_scope)
     callback = str(body.callback_url) if body.callback_url else None
     if callback is not None:  # resolving its host may block: off the event loop
-        await run_in_threadpool(callbacks.check, callback, get_settings())
+        await run_in_threadpool(targets.check, callback, get_settings())
     windows = admission.get_windows()
     granted = await windows.take(policy, len(items), sum(len(p.text) for p in items))
     try:

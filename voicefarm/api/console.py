@@ -11,8 +11,8 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
-from voicefarm.audio import FORMATS
-from voicefarm.reference import QUIET_LUFS, SILENT_PEAK_DBFS
+from voicefarm.audio.codec import FORMATS
+from voicefarm.audio.reference import QUIET_LUFS, SILENT_PEAK_DBFS
 from voicefarm.settings import get_settings
 
 FILES = Path(__file__).resolve().parent.parent / "console"
@@ -33,7 +33,7 @@ router = APIRouter(include_in_schema=False)
 
 
 class VoiceLimits(BaseModel):
-    """What an uploaded sample is judged against (voicefarm.reference.judge)."""
+    """What an uploaded sample is judged against (voicefarm.audio.reference.judge)."""
 
     min_seconds: float
     recommended_seconds: float

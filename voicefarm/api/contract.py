@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from voicefarm.audio import FORMATS
+from voicefarm.audio.codec import FORMATS
 from voicefarm.jobs.submit import MAX_RATE, MIN_RATE
 from voicefarm.schemas import HEADER_VALUE, PLAIN
 from voicefarm.settings import Settings

@@ -12,13 +12,14 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from voicefarm import admission, db
-from voicefarm.auth import NOT_CACHED, Principal, authenticate, cached_principal
-from voicefarm.catalog import Catalog, Catalogs
 from voicefarm.errors import Forbidden, Unauthorized
-from voicefarm.heartbeat import LiveEngines
-from voicefarm.models import Batch, Job
+from voicefarm.fleet.catalog import Catalog, Catalogs
+from voicefarm.fleet.heartbeat import LiveEngines
 from voicefarm.settings import get_settings
+from voicefarm.store import db
+from voicefarm.store.models import Batch, Job
+from voicefarm.tenancy import admission
+from voicefarm.tenancy.auth import NOT_CACHED, Principal, authenticate, cached_principal
 
 
 async def get_db() -> AsyncIterator[Session]:

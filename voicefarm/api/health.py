@@ -8,16 +8,16 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from voicefarm import db
-from voicefarm.cache import get_cache
-from voicefarm.queue import app as celery
-from voicefarm.storage import get_store
+from voicefarm.dispatch.app import get_celery
+from voicefarm.library.cache import get_cache
+from voicefarm.store import db
+from voicefarm.store.objects import get_store
 
 router = APIRouter(tags=["health"])
 
 
 def _broker() -> str:
-    with celery.connection_for_write() as conn:
+    with get_celery().connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=2)
         return str(conn.as_uri())
 

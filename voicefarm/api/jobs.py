@@ -10,23 +10,25 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, StreamingResponse
 from sqlalchemy.orm import Session, selectinload
 
-from voicefarm import admission, callbacks, captions, retention, timestamps
 from voicefarm.api.deps import DB, Caller, Limit, current_catalog, get_live, newest, tenant_policy
 from voicefarm.api.streams import live_chunks, started, stored_chunks
-from voicefarm.audio import content_type
-from voicefarm.cache import CachedAudio, get_cache
-from voicefarm.encoder import STREAM_FORMATS
+from voicefarm.audio import captions
+from voicefarm.audio.codec import content_type
+from voicefarm.audio.encoder import STREAM_FORMATS
 from voicefarm.engines.base import Word
 from voicefarm.errors import JobFailed, NotReady
 from voicefarm.jobs import submit as lifecycle_submit
-from voicefarm.metrics import cache_requests
-from voicefarm.models import Job, JobStatus, Rendition
-from voicefarm.renditions import content_key_of
+from voicefarm.jobs.payloads import cached_out, job_out
+from voicefarm.library import retention, timestamps
+from voicefarm.library.cache import CachedAudio, get_cache
+from voicefarm.library.renditions import content_key_of
+from voicefarm.library.voices import cloned_voice
 from voicefarm.schemas import RETRY_AFTER, JobOut, JobRequest, Problem, TimestampsOut
 from voicefarm.settings import get_settings
-from voicefarm.storage import get_store
-from voicefarm.views import cached_out, job_out
-from voicefarm.voices import cloned_voice
+from voicefarm.store.models import Job, JobStatus, Rendition
+from voicefarm.store.objects import get_store
+from voicefarm.telemetry.metrics import cache_requests
+from voicefarm.tenancy import admission, targets
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 errors: dict[int | str, dict[str, Any]] = {code: {"model": Problem} for code in (400, 401, 404, 409, 422, 503)}
@@ -76,7 +78,7 @@ async def accept(s: Session, tenant_id: str, body: JobRequest, idempotency_key: 
     p = lifecycle_submit.plan(body, voice, settings, catalog, policy.key_scope)
     callback = str(body.callback_url) if body.callback_url else None
     if callback is not None:  # resolving its host may block: off the event loop
-        await run_in_threadpool(callbacks.check, callback, settings)
+        await run_in_threadpool(targets.check, callback, settings)
     windows = admission.get_windows()
     # Hot path: the preferred rendition is in Redis; no thread, no database, and the tenant's
     # windows and the cache asked at once, so it waits for one round trip, not two. A retry with

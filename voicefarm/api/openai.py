@@ -24,17 +24,17 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sqlalchemy.orm import Session
 
-from voicefarm import timestamps
 from voicefarm.api.deps import DB, Caller
 from voicefarm.api.jobs import accept
 from voicefarm.api.streams import job_state, live_chunks, sse, started, stored_chunks
-from voicefarm.audio import content_type
-from voicefarm.cache import CachedAudio
-from voicefarm.encoder import STREAM_FORMATS
+from voicefarm.audio.codec import content_type
+from voicefarm.audio.encoder import STREAM_FORMATS
 from voicefarm.errors import InvalidRequest, JobFailed, NotReady
-from voicefarm.models import ACTIVE, Alignment, Job, JobStatus
+from voicefarm.library import timestamps
+from voicefarm.library.cache import CachedAudio
 from voicefarm.schemas import RETRY_AFTER, JobRequest, Name, Text
 from voicefarm.settings import Settings, get_settings
+from voicefarm.store.models import ACTIVE, Alignment, Job, JobStatus
 
 OPENAI_VOICES = (
     "alloy",

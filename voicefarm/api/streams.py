@@ -20,17 +20,17 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from voicefarm import join
-from voicefarm.audio import decode, output_rate
-from voicefarm.cache import get_cache
-from voicefarm.encoder import StreamEncoder
+from voicefarm.audio import join
+from voicefarm.audio.codec import decode, output_rate
+from voicefarm.audio.encoder import StreamEncoder
 from voicefarm.engines.base import Audio
 from voicefarm.errors import NotFound, NotReady, StreamBroken
 from voicefarm.jobs import relay
 from voicefarm.jobs.feed import get_feed
-from voicefarm.models import Job, Rendition
-from voicefarm.renditions import content_key_of, master_key
-from voicefarm.storage import get_store
+from voicefarm.library.cache import get_cache
+from voicefarm.library.renditions import content_key_of, master_key
+from voicefarm.store.models import Job, Rendition
+from voicefarm.store.objects import get_store
 
 log = logging.getLogger(__name__)
 

@@ -8,18 +8,18 @@ from fastapi import APIRouter, File, Form, Response, UploadFile
 from pydantic import BeforeValidator
 from sqlalchemy import select
 
-from voicefarm import voices
 from voicefarm.api.deps import DB, Caller, get_catalog
-from voicefarm.cache import get_cache
-from voicefarm.catalog import Catalog
+from voicefarm.audio.reference import Analysis
 from voicefarm.engines.base import Voice
 from voicefarm.errors import InvalidRequest, NotFound
+from voicefarm.fleet.catalog import Catalog
 from voicefarm.jobs.keys import normalise_language
-from voicefarm.models import ClonedVoice
-from voicefarm.reference import Analysis
+from voicefarm.library import voices
+from voicefarm.library.cache import get_cache
 from voicefarm.schemas import LANGUAGE_TAG, PRINTABLE, ClonedVoiceOut, Problem, SampleAnalysis, VoiceOut
 from voicefarm.settings import get_settings
-from voicefarm.storage import get_store
+from voicefarm.store.models import ClonedVoice
+from voicefarm.store.objects import get_store
 
 router = APIRouter(prefix="/v1", tags=["voices"])
 errors: dict[int | str, dict[str, Any]] = {code: {"model": Problem} for code in (401, 404, 413, 415, 422)}

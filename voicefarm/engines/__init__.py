@@ -4,7 +4,7 @@ A plugin is a factory taking the core settings and returning an Engine. A name r
 order, to `VOICEFARM_PLUGINS` ("module:factory"), then an entry point of the group
 `voicefarm.engines` (how the engine packages under workers/ register), then a built-in (Piper,
 Google). Only workers construct engines: the API knows them from what their workers advertise
-(voicefarm/catalog.py), so it needs no engine code and no model files.
+(voicefarm/fleet/catalog.py), so it needs no engine code and no model files.
 """
 
 from __future__ import annotations

@@ -7,6 +7,6 @@
 - `batches`: a batch is done when none of its jobs is in flight;
 - `segments` and `document`: a long text split into segments, and its fan-out, segments and join.
 
-`voicefarm.tasks` is the Celery adapter that calls the lifecycle; `voicefarm.worker` does the
+`voicefarm.worker.tasks` is the Celery adapter that calls the lifecycle; `voicefarm.worker` does the
 synthesis itself.
 """

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
-from voicefarm import webhooks
-from voicefarm.models import ACTIVE, Batch, BatchStatus, Job, utcnow
+from voicefarm.jobs import notify
+from voicefarm.store.models import ACTIVE, Batch, BatchStatus, Job, utcnow
 
 
 def finish_if_done(session: Session, batch_ids: list[str | None]) -> None:
@@ -20,7 +20,7 @@ def finish_if_done(session: Session, batch_ids: list[str | None]) -> None:
             .returning(Batch.callback_url)
         ).first()
         if done is not None and done[0]:
-            webhooks.announce_after_commit(session, "batch", batch_id)
+            notify.announce_after_commit(session, "batch", batch_id)
 
 
 def sweep(session: Session) -> None:

@@ -17,16 +17,19 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from voicefarm import breaker, counters, db, renditions
-from voicefarm.audio import MASTER
-from voicefarm.cache import CachedAudio, get_cache
+from voicefarm.audio.codec import MASTER
+from voicefarm.dispatch.app import Message
+from voicefarm.dispatch.priorities import priorities
 from voicefarm.engines.base import SynthesisRequest
-from voicefarm.jobs.fairness import priorities
+from voicefarm.fleet import breaker
 from voicefarm.jobs.keys import content_key
 from voicefarm.jobs.lifecycle import Run, reroute, resend, sample
-from voicefarm.models import ACTIVE, Attempt, Job, JobStatus, Outcome, Rendition, Segment, utcnow
-from voicefarm.queue import Message
+from voicefarm.library import renditions
+from voicefarm.library.cache import CachedAudio, get_cache
 from voicefarm.settings import get_settings
+from voicefarm.store import db
+from voicefarm.store.models import ACTIVE, Attempt, Job, JobStatus, Outcome, Rendition, Segment, utcnow
+from voicefarm.telemetry import counters
 
 log = logging.getLogger(__name__)
 

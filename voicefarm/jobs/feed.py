@@ -16,7 +16,7 @@ Entries name their attempt and engine, so a reader can tell attempts apart: a pi
 particular order: each names its position and its stored master rather than carrying samples
 (a book's audio does not belong in Redis), and, in place of an attempt, its engine's place in
 the job's chain, since one engine speaks all of it, over as many attempts and dispatches as it
-takes (voicefarm.longform).
+takes (voicefarm.worker.documents).
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 from redis.typing import EncodableT, FieldT
 
-from voicefarm.cache import aconnect, connect
 from voicefarm.engines.base import Audio
 from voicefarm.settings import Settings, get_settings
+from voicefarm.store.redis import aconnect, connect
 
 Kind = Literal["audio", "end", "failed"]
 

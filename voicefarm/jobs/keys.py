@@ -7,7 +7,7 @@ import json
 import re
 import unicodedata
 
-from voicefarm.catalog import Candidate
+from voicefarm.fleet.catalog import Candidate
 
 
 def normalise_text(text: str) -> str:
@@ -21,7 +21,7 @@ def normalise_language(tag: str) -> str:
 
 def source_key(*, text: str, language: str, speed: float, candidate: Candidate, scope: str | None = None) -> str:
     """sha256 over what the engine synthesizes: equal keys mean the same speech, in any format.
-    `scope` confines the key to one tenant's private cache (voicefarm.admission.Policy); a shared
+    `scope` confines the key to one tenant's private cache (voicefarm.tenancy.admission.Policy); a shared
     key has none, so keys made before cache scopes existed stay valid."""
     canonical: dict[str, object] = {
         "text": text,

@@ -23,18 +23,22 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from voicefarm import alignment, breaker, counters, db, renditions, timestamps, webhooks
-from voicefarm.cache import CachedAudio
+from voicefarm.audio import alignment
+from voicefarm.dispatch.app import Message
+from voicefarm.dispatch.priorities import priorities
 from voicefarm.engines.base import SynthesisRequest, Voice, Word
-from voicefarm.heartbeat import available
+from voicefarm.fleet import breaker
+from voicefarm.fleet.heartbeat import available
+from voicefarm.jobs import notify
 from voicefarm.jobs.batches import finish_if_done
-from voicefarm.jobs.chain import Link
-from voicefarm.jobs.fairness import priorities
-from voicefarm.models import ACTIVE, Attempt, ClonedVoice, Job, JobStatus, Outcome, utcnow
-from voicefarm.queue import Message
+from voicefarm.library import renditions, timestamps
+from voicefarm.library.cache import CachedAudio
+from voicefarm.library.voices import as_voice
 from voicefarm.settings import get_settings
-from voicefarm.storage import get_store
-from voicefarm.voices import as_voice
+from voicefarm.store import db
+from voicefarm.store.models import ACTIVE, Attempt, ClonedVoice, Job, JobStatus, Link, Outcome, utcnow
+from voicefarm.store.objects import get_store
+from voicefarm.telemetry import counters
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +249,7 @@ def settle(s: Session, job: Job, outcome: dict[str, Any]) -> None:
     )
     for job_id, _, callback in [(job.id, job.batch_id, job.callback_url), *followers]:
         if callback:
-            webhooks.announce_after_commit(s, "job", job_id)
+            notify.announce_after_commit(s, "job", job_id)
     counters.on_commit(s, partial(counters.jobs_finished.labels(job.engine, job.status).inc, 1 + len(followers)))
     s.flush()
     finish_if_done(s, [job.batch_id, *(batch_id for _, batch_id, _ in followers)])

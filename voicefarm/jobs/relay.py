@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from voicefarm.engines.base import Audio
 from voicefarm.errors import JobFailed, NotReady, StreamBroken
 from voicefarm.jobs.feed import Feed
-from voicefarm.models import ACTIVE, JobStatus
+from voicefarm.store.models import ACTIVE, JobStatus
 
 CHECK_SECONDS = 1.0  # a silent feed is this long between looks at the job's state
 

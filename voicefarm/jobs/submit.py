@@ -10,23 +10,23 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from voicefarm import admission, renditions, timestamps
-from voicefarm.audio import FORMATS
-from voicefarm.breaker import Available
-from voicefarm.cache import AudioCache, CachedAudio
-from voicefarm.catalog import Candidate, Catalog
+from voicefarm.audio.codec import FORMATS
+from voicefarm.dispatch.app import Message, enqueue
+from voicefarm.dispatch.priorities import priorities
 from voicefarm.engines.base import Voice
 from voicefarm.errors import InvalidRequest, Unavailable
+from voicefarm.fleet.breaker import Available
+from voicefarm.fleet.catalog import Candidate, Catalog
 from voicefarm.jobs import segments
 from voicefarm.jobs.batches import finish_if_done
-from voicefarm.jobs.chain import Link
-from voicefarm.jobs.fairness import priorities
 from voicefarm.jobs.keys import content_key, normalise_language, normalise_text, source_key
 from voicefarm.jobs.lifecycle import copy_outcome, in_flight
-from voicefarm.models import ACTIVE, Batch, Job, JobStatus, Rendition, Segment, utcnow
-from voicefarm.queue import Message, enqueue
+from voicefarm.library import renditions, timestamps
+from voicefarm.library.cache import AudioCache, CachedAudio
 from voicefarm.settings import Settings
-from voicefarm.storage import Store
+from voicefarm.store.models import ACTIVE, Batch, Job, JobStatus, Link, Rendition, Segment, utcnow
+from voicefarm.store.objects import Store
+from voicefarm.tenancy import admission
 
 MIN_RATE, MAX_RATE = 8000, 48000  # output sample rates a request may ask for
 

@@ -42,7 +42,7 @@ from tiny_model import build_model_dir  # noqa: E402
 from voicefarm_styletts2.engine import StyleTTS2Engine  # noqa: E402
 from voicefarm_torchkit import DictStore  # noqa: E402
 
-from voicefarm.selftest import voiced_signal  # noqa: E402
+from voicefarm.fleet.selftest import voiced_signal  # noqa: E402
 
 FRAMES_PER_TOKEN = 2
 # Samples per duration frame: the mel hop (300) doubled, as the decoder upsamples its frames

@@ -18,7 +18,7 @@ from voicefarm_torchkit import DictStore
 
 from voicefarm.engines.base import Engine, SynthesisRequest
 from voicefarm.engines.text import split_text
-from voicefarm.selftest import voiced_signal
+from voicefarm.fleet.selftest import voiced_signal
 
 CROSSFADE = int(0.01 * SAMPLE_RATE)  # join_pieces' overlap
 

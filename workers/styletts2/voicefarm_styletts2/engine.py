@@ -33,7 +33,7 @@ from voicefarm_torchkit import BytesStore, VoiceCache, autocast, autocast_device
 from voicefarm.engines.base import Audio, Capabilities, SynthesisRequest, Voice, joined
 from voicefarm.engines.text import crossfaded, split_text
 from voicefarm.settings import Settings
-from voicefarm.storage import LatentsStore
+from voicefarm.store.objects import LatentsStore
 from voicefarm_styletts2.settings import StyleTTS2Settings
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 from tiny_checkpoint import build_checkpoint
 
-from voicefarm.selftest import voiced_signal
+from voicefarm.fleet.selftest import voiced_signal
 
 MAX_GEN_TOKENS = 16
 

@@ -14,7 +14,7 @@ from voicefarm_xtts.engine import LANGUAGES, SAMPLE_RATE, XttsEngine
 
 from voicefarm.engines.base import Engine, SynthesisRequest
 from voicefarm.engines.text import crossfaded, split_text
-from voicefarm.selftest import voiced_signal
+from voicefarm.fleet.selftest import voiced_signal
 
 XTTS_LANGUAGES = {"en", "es", "fr", "de", "it", "pt", "pl", "tr", "ru", "nl", "cs", "ar", "zh", "hu", "ko", "ja", "hi"}
 

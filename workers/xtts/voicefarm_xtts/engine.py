@@ -24,7 +24,7 @@ from voicefarm_torchkit import BytesStore, VoiceCache, autocast, autocast_device
 from voicefarm.engines.base import Audio, Capabilities, SynthesisRequest, joined
 from voicefarm.engines.text import crossfaded, split_text
 from voicefarm.settings import Settings
-from voicefarm.storage import LatentsStore
+from voicefarm.store.objects import LatentsStore
 from voicefarm_xtts.settings import XttsSettings
 
 if TYPE_CHECKING:

@@ -1,0 +1,114 @@
+"""The reconciler: the database says which jobs wait and which run where; the broker and the
+workers may disagree. Two repairs, each sending the job again with a new dispatch number, so a
+stale copy of its old message finds nothing to do:
+
+- a running job whose worker stopped beating (killed, crashed, its host gone) is sent again at
+  once, rather than after the broker's visibility timeout (minutes) gives its message back;
+- a job whose message the broker lost (a Redis restart without persistence, a crash between
+  commit and publish) is sent again, but never one whose message still exists or that a worker
+  has just taken.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from datetime import timedelta
+
+from prometheus_client import Counter
+from sqlalchemy import select
+
+from voicefarm.dispatch import brokers
+from voicefarm.dispatch.app import Message, enqueue, job_of
+from voicefarm.fleet.heartbeat import live_names, owner
+from voicefarm.jobs.batches import sweep
+from voicefarm.jobs.lifecycle import abandon, requeue
+from voicefarm.settings import Settings
+from voicefarm.store import db
+from voicefarm.store.models import Job, JobStatus, Outcome, utcnow
+from voicefarm.telemetry import counters
+
+log = logging.getLogger(__name__)
+
+
+def dead_attempts(settings: Settings) -> list[tuple[str, int, str]]:
+    """(job id, attempt id, worker) for open attempts whose worker has stopped beating."""
+    cutoff = utcnow() - timedelta(seconds=settings.worker_dead_after_seconds)
+    with db.session() as s:
+        alive = live_names(s, settings)
+        running = s.scalars(select(Job).where(Job.status == JobStatus.running.value, Job.leader_id.is_(None))).all()
+        return [
+            (job.id, a.id, name)
+            for job in running
+            for a in job.attempts
+            # An attempt younger than the cutoff began after its worker's last beat we can judge.
+            if a.outcome == Outcome.running
+            and a.started_at <= cutoff
+            and (name := owner(a.worker)) is not None
+            and name not in alive
+        ]
+
+
+def send(found: Iterable[Message | None], counter: Counter, settings: Settings, why: str) -> list[str]:
+    """Enqueue the messages found (None: that job needs none after all); count and log them."""
+    sent = []
+    for message in found:
+        if message is not None:
+            enqueue(message, settings)
+            counter.labels(message.engine).inc()
+            sent.append(message.job_id)
+    if sent:
+        log.warning("sent again %d job(s) %s: %s", len(sent), why, ", ".join(sent))
+    return sent
+
+
+def recover(settings: Settings) -> list[str]:
+    """Send again the jobs whose worker died under them; returns their ids."""
+    error = "the worker {} stopped beating during synthesis (killed, crashed or cut off)"
+    found = (abandon(job_id, attempt, error.format(worker)) for job_id, attempt, worker in dead_attempts(settings))
+    return send(found, counters.recovered, settings, "whose worker died")
+
+
+def orphans(settings: Settings, older_than: float) -> set[str]:
+    """Jobs that wait with no message: queued longer than `older_than`, or running past any
+    time limit (their worker and their message are both gone)."""
+    now = utcnow()
+    stuck_before = now - timedelta(seconds=settings.longest_task + settings.longest_task * 2 + 60)
+    with db.session() as s:
+        waiting = s.scalars(
+            select(Job).where(
+                Job.leader_id.is_(None),
+                Job.status == JobStatus.queued.value,
+                Job.created_at <= now - timedelta(seconds=older_than),
+            )
+        ).all()
+        running = s.scalars(
+            select(Job).where(
+                Job.leader_id.is_(None), Job.status == JobStatus.running.value, Job.started_at <= stuck_before
+            )
+        ).all()
+        candidates = {
+            job.id
+            for job in waiting
+            if all(a.finished_at is None or a.finished_at <= now - timedelta(seconds=older_than) for a in job.attempts)
+        }
+        candidates |= {job.id for job in running if all(a.started_at <= stuck_before for a in job.attempts)}
+    # A document waiting for its segments (at batch priority, behind a long queue) is no orphan.
+    return candidates - {job_of(task_id) for task_id in brokers.for_settings(settings).message_ids()}
+
+
+def reconcile(settings: Settings, older_than: float | None = None, settle_seconds: float = 1.0) -> list[str]:
+    """Send again jobs whose worker died and jobs whose message was lost; returns their ids. A
+    job is re-sent for a lost message only if it is an orphan twice, `settle_seconds` apart: a
+    message a worker had just taken is by then a running job."""
+    older_than = settings.reconcile_after_seconds if older_than is None else older_than
+    with db.session() as s:
+        sweep(s)
+    resent = recover(settings)
+    first = orphans(settings, older_than)
+    if not first:
+        return resent
+    time.sleep(settle_seconds)
+    found = (requeue(job_id) for job_id in first & orphans(settings, older_than))
+    return resent + send(found, counters.reconciled, settings, "whose broker message was lost")

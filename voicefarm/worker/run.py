@@ -1,0 +1,152 @@
+"""What a worker process does besides the bookkeeping: load its engine once, and run one
+attempt (synthesize, gate, encode, store) of a job the lifecycle handed it, publishing its
+audio to the job's feed piece by piece as the engine makes it."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import replace
+from functools import lru_cache
+
+from celery import Task, signals
+from celery.exceptions import SoftTimeLimitExceeded
+
+from voicefarm import engines
+from voicefarm.audio import quality, reference
+from voicefarm.audio.codec import MASTER, content_type, encode, output_rate
+from voicefarm.engines.base import Audio, Engine, Word, joined, stream
+from voicefarm.fleet.heartbeat import process_name
+from voicefarm.jobs.feed import Entry, Kind, get_feed
+from voicefarm.jobs.lifecycle import Run
+from voicefarm.library import renditions
+from voicefarm.library.cache import CachedAudio
+from voicefarm.library.voices import latents_key
+from voicefarm.settings import get_settings
+from voicefarm.store import db
+from voicefarm.store.objects import get_store
+from voicefarm.worker import slots
+from voicefarm.worker.slots import Slot
+
+log = logging.getLogger(__name__)
+
+ENGINE_ENV = "VOICEFARM_WORKER_ENGINE"
+_engine: Engine | None = None
+
+
+@signals.worker_process_init.connect
+def load_engine(**_: object) -> None:
+    """Load the model in the process that will use it, before it takes a job."""
+    global _engine
+    # The parent's heartbeat opened database connections before this child was forked: sharing
+    # their sockets would corrupt both sides, so the child starts with a pool of its own.
+    db.engine().dispose(close=False)
+    name = os.environ.get(ENGINE_ENV)
+    if not name:
+        return
+    started = time.perf_counter()
+    _engine = engines.create(name, get_settings())
+    _engine.load()
+    log.info("engine %s ready in %.1f s (pid %d)", name, time.perf_counter() - started, os.getpid())
+
+
+def engine() -> Engine:
+    if _engine is None:
+        raise RuntimeError("this worker has no engine; start it with `voicefarm worker --engine NAME`")
+    return _engine
+
+
+@lru_cache
+def engine_version() -> str:
+    return engine().capabilities().model_version
+
+
+def worker_name() -> str:
+    """Who runs an attempt: the worker (its main process, which beats) and the pool process."""
+    return f"{process_name(engine().name, os.getppid())}/{os.getpid()}"
+
+
+@contextmanager
+def engine_slot(task: Task) -> Iterator[Slot]:
+    """The engine's slot for one run, taken before the job is begun (voicefarm.worker.slots). A run
+    whose soft time limit passes while it waits (behind a job that hangs, say) goes back on its
+    queue as it came: its job was not begun, and its engine did nothing wrong."""
+    try:
+        slot = slots.acquire()
+    except SoftTimeLimitExceeded:
+        raise task.retry(countdown=0, max_retries=None) from None
+    with slot:
+        yield slot
+
+
+def attempt(run: Run, slot: Slot, live: bool = True) -> tuple[CachedAudio, float, tuple[Word, ...] | None]:
+    """Synthesize in the engine `slot`, then release it and gate, encode and store (a pipelined
+    worker's other pool process synthesizes the next job meanwhile: voicefarm.worker.slots). Returns
+    what to record, the synthesis time, and the engine's own word timings if it has them. A
+    `live` run appends its pieces to the job's feed; a document's segments do not, since they
+    finish in no particular order."""
+    store = get_store()
+    request = run.request
+    if run.sample is not None:
+        sample_key, voice = run.sample
+        request = replace(
+            request,
+            reference=reference.load(store.get(sample_key)),
+            reference_key=latents_key(voice, engine().name, engine_version()),
+        )
+    started = time.perf_counter()
+    pieces = stream(engine(), request)
+    audio = joined(published(run, pieces) if live else pieces)
+    seconds = time.perf_counter() - started
+    slot.release()
+    quality.check(audio, request.text, request.speed, get_settings().quality_max_wer, request.language)
+    cached = keep(audio, run.key, run.source, run.format, run.rate)
+    log.info(
+        "%s: %.2f s of audio in %.2f s (RTF %.3f)",
+        cached.object_key,
+        audio.duration,
+        seconds,
+        seconds / audio.duration if audio.duration else math.nan,
+    )
+    return cached, seconds, audio.words
+
+
+_beside = ThreadPoolExecutor(max_workers=1, thread_name_prefix="master")
+MASTER_TYPE = content_type(MASTER)
+
+
+def keep(audio: Audio, key: str, source: str, fmt: str, rate: int | None) -> CachedAudio:
+    """Encode and store audio as the rendition `key`, and its lossless master; what to record."""
+    store = get_store()
+    object_key = f"audio/{key}.{fmt}"
+    master_key = renditions.master_key(source)
+    is_master = fmt == MASTER and output_rate(fmt, audio.sample_rate, rate) == audio.sample_rate
+    # The master is encoded and stored beside the rendition, not after it: both wait on C code
+    # (libsndfile, which lets go of the GIL) or on the store, not on each other.
+    beside = None if is_master else _beside.submit(lambda: store.put(master_key, encode(audio, MASTER)[0], MASTER_TYPE))
+    data, actual = encode(audio, fmt, rate)
+    store.put(object_key, data, content_type(fmt))
+    if beside is None:
+        store.put(master_key, data, MASTER_TYPE)
+    else:
+        beside.result()
+    return CachedAudio(key, object_key, store.url(object_key), engine().name, fmt, audio.duration, actual)
+
+
+def published(run: Run, pieces: Iterator[Audio]) -> Iterator[Audio]:
+    """The engine's pieces, each appended to the job's feed as it comes: listeners hear it now."""
+    feed = get_feed()
+    for piece in pieces:
+        feed.append(run.job_id, Entry(run.attempt_id, engine().name, "audio", piece))
+        yield piece
+
+
+def ended(run: Run, kind: Kind, error: str | None = None) -> None:
+    """Mark the attempt's end in the job's feed: `end` once its audio is stored and recorded,
+    `failed` before the job moves on, so a listener never hears two engines spliced."""
+    get_feed().append(run.job_id, Entry(run.attempt_id, engine().name, kind, error=error))
