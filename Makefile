@@ -27,6 +27,7 @@ check: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 # Every tier, each in its own run (the API and farm tiers set the process's settings), then each
@@ -59,11 +60,11 @@ flower: $(STAMP)  ## Celery's dashboard; needs VOICEFARM_FLOWER_BASIC_AUTH=user:
 # `make lock` after changing a dependency: what is already locked stays where it is.
 # `make upgrade` re-resolves everything to the newest releases the inputs allow.
 lock: $(STAMP)
-	$(LOCK) $(UPGRADE) pyproject.toml --extra piper --extra google --extra ops --extra align --extra test -o locks/core.txt
-	$(LOCK) pyproject.toml --extra piper --extra google --extra ops --extra align -c locks/core.txt -o locks/runtime.txt
+	$(LOCK) $(UPGRADE) pyproject.toml --extra server --extra piper --extra google --extra ops --extra align --extra test -o locks/core.txt
+	$(LOCK) pyproject.toml --extra server --extra piper --extra google --extra ops --extra align -c locks/core.txt -o locks/runtime.txt
 	echo uv | $(LOCK) - -c locks/core.txt -o locks/uv.txt
-	$(LOCK) $(UPGRADE) workers/xtts/requirements.in pyproject.toml -o locks/xtts.txt
-	$(LOCK) $(UPGRADE) workers/styletts2/requirements.in pyproject.toml -o locks/styletts2.txt
+	$(LOCK) $(UPGRADE) workers/xtts/requirements.in pyproject.toml --extra server -o locks/xtts.txt
+	$(LOCK) $(UPGRADE) workers/styletts2/requirements.in pyproject.toml --extra server -o locks/styletts2.txt
 
 upgrade:
 	$(MAKE) lock UPGRADE=--upgrade

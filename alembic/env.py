@@ -4,7 +4,7 @@ from logging.config import fileConfig
 
 from alembic import context
 from voicefarm.settings import get_settings
-from voicefarm.store.db import make_engine
+from voicefarm.store.db import make_sql_engine
 from voicefarm.store.models import Base
 
 config = context.config
@@ -21,7 +21,7 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    with make_engine(url).connect() as connection:
+    with make_sql_engine(url).connect() as connection:
         context.configure(
             connection=connection,
             target_metadata=Base.metadata,

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from bench.farm_env import bench_environment
-from voicefarm.store.db import make_engine
+from voicefarm.store.db import make_sql_engine
 from voicefarm.store.models import Tenant
 from voicefarm.tenancy.admission import active_jobs
 
@@ -53,7 +53,7 @@ def p50(engine: Engine, rounds: int = 200) -> float:
 
 def main() -> None:
     with bench_environment() as env:
-        engine = make_engine(env["VOICEFARM_DATABASE_URL"])
+        engine = make_sql_engine(env["VOICEFARM_DATABASE_URL"])
         history(engine)
         indexed = p50(engine)
         with engine.begin() as c:

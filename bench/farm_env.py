@@ -30,8 +30,8 @@ def forget_settings() -> None:
     from voicefarm.settings import get_settings
     from voicefarm.store import db
 
-    db.engine().dispose()
-    for cached in (get_settings, db.engine, db.session_factory):
+    db.sql_engine().dispose()
+    for cached in (get_settings, db.sql_engine, db.session_factory):
         cached.cache_clear()
 
 

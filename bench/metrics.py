@@ -160,7 +160,7 @@ def main() -> None:
         # Unlogged: the history goes in without writing it twice (WAL). The plans and the
         # endpoints' costs are the same; the database is dropped at the end.
         # A logged table may not refer to an unlogged one: those that refer to jobs go first.
-        with db.engine().begin() as conn:
+        with db.sql_engine().begin() as conn:
             for table in ("attempts", "segments", "jobs"):
                 conn.execute(text(f"ALTER TABLE {table} SET UNLOGGED"))
         api = subprocess.Popen(["voicefarm", "api"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -181,7 +181,7 @@ def main() -> None:
         finally:
             api.terminate()
             api.wait(30)
-            db.engine().dispose()
+            db.sql_engine().dispose()
     report(rows)
 
 

@@ -35,39 +35,39 @@ class VoicefarmError(Exception):
 
 
 class InvalidRequest(VoicefarmError):
-    pass
+    """The request names something wrong (a field, a voice, a format): resending it will not help."""
 
 
 class SampleRejected(InvalidRequest):
-    pass
+    """A voice's reference sample does not meet the bar for cloning (level, noise, speech)."""
 
 
 class SampleTooLarge(SampleRejected):
-    pass
+    """A reference sample over the size or length limit."""
 
 
 class UnreadableSample(SampleRejected):
-    pass
+    """A reference sample that no decoder can read as audio."""
 
 
 class Unauthorized(VoicefarmError):
-    pass
+    """No API key, or one the farm does not know."""
 
 
 class Forbidden(Unauthorized):
-    pass
+    """A known key asking for what it may not: another tenant's job, an admin call."""
 
 
 class NotFound(VoicefarmError):
-    pass
+    """No such job, batch, voice or object for this tenant."""
 
 
 class Expired(NotFound):
-    pass
+    """It existed, but retention has forgotten it."""
 
 
 class NotReady(VoicefarmError):
-    pass
+    """It exists but has no answer yet (audio still being made): ask again later."""
 
 
 class ObjectMissing(NotReady):
@@ -85,11 +85,11 @@ class TooManyRequests(VoicefarmError):
 
 
 class Unavailable(VoicefarmError):
-    pass
+    """The farm cannot take the request now (no live worker, a server down): retry later."""
 
 
 class AudioRejected(VoicefarmError):
-    pass
+    """An engine's audio failed the quality gate: the job moves down its chain."""
 
 
 class JobFailed(VoicefarmError):

@@ -168,7 +168,7 @@ def servers() -> Iterator[None]:
                 r = redis.Redis.from_url(f"{REDIS}/{n}")
                 for key in r.scan_iter(f"{ENV['VOICEFARM_REDIS_PREFIX']}*"):
                     r.delete(key)
-            db.engine().dispose()
+            db.sql_engine().dispose()
             with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)')
     if not os.environ.get("VOICEFARM_KEEP_TEST_DIR"):  # keep the farm's logs to debug a failure

@@ -22,8 +22,8 @@ def expected() -> dict[str, set[str]]:
 
 
 def test_postgres_schema_matches_models() -> None:
-    assert tables_and_columns(db.engine()) == expected()
-    indexes = {i["name"]: i for i in inspect(db.engine()).get_indexes("jobs")}
+    assert tables_and_columns(db.sql_engine()) == expected()
+    indexes = {i["name"]: i for i in inspect(db.sql_engine()).get_indexes("jobs")}
     assert indexes["uq_jobs_inflight_key"]["unique"]
 
 

@@ -23,9 +23,9 @@ def _broker() -> str:
 
 
 def _database() -> str:
-    with db.engine().connect() as conn:
+    with db.sql_engine().connect() as conn:
         conn.execute(text("SELECT 1"))
-    return db.engine().url.render_as_string(hide_password=True)
+    return db.sql_engine().url.render_as_string(hide_password=True)
 
 
 def _store() -> str:

@@ -1,4 +1,5 @@
-"""Database engine and sessions (SQLAlchemy 2; psycopg 3 for PostgreSQL)."""
+"""The database and its sessions (SQLAlchemy 2; psycopg 3 for PostgreSQL). SQLAlchemy's `Engine`
+is called a sql_engine here: in this farm, an engine is a TTS engine."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> Engine:
+def make_sql_engine(url: str) -> Engine:
     url = normalise_url(url)
     if url.startswith("sqlite"):
         # API and worker processes share one SQLite file in the embedded farm: WAL lets
@@ -47,13 +48,13 @@ def upsert(s: Session, table: Any) -> Any:
 
 
 @lru_cache
-def engine() -> Engine:
-    return make_engine(get_settings().database_url)
+def sql_engine() -> Engine:
+    return make_sql_engine(get_settings().database_url)
 
 
 @lru_cache
 def session_factory() -> sessionmaker[Session]:
-    return sessionmaker(engine(), expire_on_commit=False)
+    return sessionmaker(sql_engine(), expire_on_commit=False)
 
 
 @contextmanager

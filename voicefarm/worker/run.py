@@ -45,7 +45,7 @@ def load_engine(**_: object) -> None:
     global _engine
     # The parent's heartbeat opened database connections before this child was forked: sharing
     # their sockets would corrupt both sides, so the child starts with a pool of its own.
-    db.engine().dispose(close=False)
+    db.sql_engine().dispose(close=False)
     name = os.environ.get(ENGINE_ENV)
     if not name:
         return
