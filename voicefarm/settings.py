@@ -122,7 +122,7 @@ class Settings(BaseSettings):
     # Re-enqueue a queued job whose broker message is gone after this long (broker restarts).
     reconcile_after_seconds: float = 30.0
 
-    # Retention (voicefarm/library/retention.py; `voicefarm gc`). Finished jobs, with their attempts, are
+    # Retention (voicefarm/library/retention/; `voicefarm gc`). Finished jobs, with their attempts, are
     # deleted this long after they finished, and a done batch with all its jobs; active jobs never.
     job_retention_days: int = Field(30, ge=1)
     # Audio (its renditions, objects, lossless master and cache entry) this long after its last use

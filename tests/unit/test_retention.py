@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from voicefarm.library.retention import Owner, job_expires, owner
+from voicefarm.library.retention.policy import Owner, job_expires, owner
 from voicefarm.settings import Settings
 from voicefarm.store.models import Base, Batch, Job, Tenant, utcnow
 

@@ -12,8 +12,8 @@ from voicefarm.errors import InvalidRequest
 from voicefarm.jobs import submit
 from voicefarm.jobs.notify import tenant_secret
 from voicefarm.jobs.payloads import batch_out, batch_summaries
-from voicefarm.library import retention
 from voicefarm.library.cache import get_cache
+from voicefarm.library.retention import tombstones
 from voicefarm.library.voices import cloned_voice
 from voicefarm.schemas import RETRY_AFTER, BatchOut, BatchRequest, BatchSummary, Problem, TenantOut
 from voicefarm.settings import get_settings
@@ -88,7 +88,7 @@ def list_batches(request: Request, s: DB, caller: Caller, limit: Limit = 20) -> 
 def get_batch(batch_id: str, request: Request, s: DB, caller: Caller) -> BatchOut:
     batch = s.get(Batch, batch_id)
     if batch is None or batch.tenant_id != caller.tenant_id:
-        raise retention.gone(s, "batch", batch_id, caller.tenant_id, f"no batch {batch_id!r}")
+        raise tombstones.not_found(s, "batch", batch_id, caller.tenant_id, f"no batch {batch_id!r}")
     return batch_out(s, batch, str(request.base_url))
 
 

@@ -19,9 +19,10 @@ from voicefarm.engines.base import Word
 from voicefarm.errors import JobFailed, NotReady
 from voicefarm.jobs import submit as lifecycle_submit
 from voicefarm.jobs.payloads import cached_out, job_out
-from voicefarm.library import retention, timestamps
+from voicefarm.library import timestamps
 from voicefarm.library.cache import CachedAudio, get_cache
 from voicefarm.library.renditions import content_key_of
+from voicefarm.library.retention import tombstones
 from voicefarm.library.voices import cloned_voice
 from voicefarm.schemas import RETRY_AFTER, JobOut, JobRequest, Problem, TimestampsOut
 from voicefarm.settings import get_settings
@@ -136,7 +137,7 @@ def list_jobs(request: Request, s: DB, caller: Caller, limit: Limit = 20) -> lis
 def owned_job(s: DB, caller: Caller, job_id: str) -> Job:
     job = s.get(Job, job_id)
     if job is None or job.tenant_id != caller.tenant_id:
-        raise retention.gone(s, "job", job_id, caller.tenant_id, f"no job {job_id!r}")
+        raise tombstones.not_found(s, "job", job_id, caller.tenant_id, f"no job {job_id!r}")
     return job
 
 
@@ -170,7 +171,7 @@ def get_audio(name: str, s: DB, caller: Caller) -> Response:
     key = name.rsplit(".", 1)[0]
     row = s.get(Rendition, key)
     if row is None or row.object_key != f"audio/{name}":
-        raise retention.gone(s, "audio", name, caller.tenant_id, f"no audio {name!r}")
+        raise tombstones.not_found(s, "audio", name, caller.tenant_id, f"no audio {name!r}")
     return serve(s, row.object_key, row.format)
 
 

@@ -2,7 +2,8 @@
 
 Each use of audio is noted, for retention: in a Redis sorted set (content key -> when) when the
 farm has Redis, so the cache-hit path never writes to the database; the collector folds those
-into `renditions.last_used_at` (voicefarm/library/retention.py). Without Redis, on the record itself.
+into `renditions.last_used_at` (voicefarm/library/retention/collector.py). Without Redis, on the
+record itself.
 """
 
 from __future__ import annotations

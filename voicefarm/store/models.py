@@ -351,7 +351,7 @@ class Rendition(Base):
 class Alignment(Base):
     """When each word of a speech is heard: keyed, like its lossless master, by source key, so
     every job and rendition of the same speech shares one alignment, and cached audio is never
-    aligned twice. It goes with the master (voicefarm.library.retention, renditions.purge)."""
+    aligned twice. It goes with the master (voicefarm.library.retention.collector, renditions.purge)."""
 
     __tablename__ = "alignments"
 

@@ -1,57 +1,24 @@
-"""Retention: what the farm forgets, and when.
-
-- A finished job goes, with its attempts, `job_retention_days` after it finished. A job in a
-  batch goes with its batch, that long after the batch was done: the batch's counts and manifest
-  need every item. Queued and running jobs never go.
-- Audio (its rendition row, its object, the lossless master of its speech and that speech's
-  word timestamps once no rendition of that speech is left, and its Redis entry) goes
-  `audio_retention_days` after its last use, and never while a job that is kept points at it.
-  Uses noted in Redis are folded in first.
-- An object under `audio/` or `voices/` that no record accounts for (a crash between storing and
-  recording, an older version) goes once it was last written `gc_orphan_grace_seconds` ago:
-  longer than any task may run, so a worker that has stored audio and not yet recorded it is
-  never raced.
-- Each expired job, batch and audio leaves a tombstone, so its id answers "expired" rather than
-  "no such" to its tenant; tombstones go `tombstone_retention_days` after.
-- Cloned voices are not history: they stay until their owner deletes them.
-
-The reconciler's loop runs `collect` every `gc_interval_seconds` (`Periodic`); `voicefarm gc`
-runs it by hand, and `--dry-run` reports without deleting.
-"""
+"""The collector: deletes, in chunks of `CHUNK` rows, what the policy no longer keeps, and
+reports what went (or, in a dry run, what would)."""
 
 from __future__ import annotations
 
-import re
-import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, exists, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, delete, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
-from sqlalchemy.orm.util import AliasedClass
 
-from voicefarm.audio.codec import MASTER
-from voicefarm.errors import Expired, NotFound
 from voicefarm.library.cache import AudioCache, get_cache
 from voicefarm.library.renditions import content_key_of, master_key
-from voicefarm.settings import Settings, get_settings
+from voicefarm.library.retention.policy import batch_expires, job_expires, lone_job_expires, recorded
+from voicefarm.library.retention.tombstones import bury
+from voicefarm.settings import Settings
 from voicefarm.store import db
-from voicefarm.store.models import (
-    ACTIVE,
-    Alignment,
-    Attempt,
-    Batch,
-    BatchStatus,
-    ClonedVoice,
-    Job,
-    Rendition,
-    Tombstone,
-    utcnow,
-)
+from voicefarm.store.models import Alignment, Attempt, Batch, Job, Rendition, Tombstone, utcnow
 from voicefarm.store.objects import Store, get_store
 
 CHUNK = 500  # rows per transaction: years of history never go in one long lock
@@ -94,7 +61,7 @@ class Report:
 
 
 def collect(settings: Settings, *, dry_run: bool = False) -> Report:
-    """Delete (or count) everything past its retention; see the module's docstring."""
+    """Delete (or count) everything past its retention; see the package's docstring."""
     now, report = utcnow(), Report(dry_run)
     cache, store = get_cache(), get_store()
     job_cutoff = now - timedelta(days=settings.job_retention_days)
@@ -128,31 +95,6 @@ def fold_uses(s: Session, cache: AudioCache) -> int:
     s.commit()
     cache.folded()
     return folded
-
-
-# Both are negated, so neither may be NULL (SQL's unknown) for any row: NOT unknown is unknown,
-# and a job whose batch_id is NULL would then keep nothing.
-def lone_job_expires(job: type[Job] | AliasedClass[Job], cutoff: datetime) -> ColumnElement[bool]:
-    """A job (of the table or an alias of it) in no batch, past retention: finished before `cutoff`."""
-    return and_(
-        job.batch_id.is_(None), job.status.not_in(ACTIVE), job.finished_at.is_not(None), job.finished_at < cutoff
-    )
-
-
-def job_expires(job: type[Job] | AliasedClass[Job], cutoff: datetime) -> ColumnElement[bool]:
-    """A job past retention: alone and finished before `cutoff`, or in a batch that is past it."""
-    in_expired_batch = and_(job.batch_id.is_not(None), job.batch_id.in_(select(Batch.id).where(batch_expires(cutoff))))
-    return or_(lone_job_expires(job, cutoff), in_expired_batch)
-
-
-def batch_expires(cutoff: datetime) -> ColumnElement[bool]:
-    """A batch done before `cutoff`, none of its jobs in flight."""
-    item = aliased(Job)
-    return and_(
-        Batch.status == BatchStatus.done.value,
-        Batch.finished_at < cutoff,
-        ~exists(select(item.id).where(item.batch_id == Batch.id, item.status.in_(ACTIVE))),
-    )
 
 
 def expire_jobs(s: Session, cutoff: datetime, now: datetime, report: Report) -> None:
@@ -260,53 +202,6 @@ def expire_audio(
         report.alignments += count(s, select(Alignment.source_key).where(Alignment.source_key.in_(gone)))
 
 
-@dataclass(frozen=True)
-class Owner:
-    """The record an object in the store belongs to; without it, the object is an orphan."""
-
-    kind: str  # "rendition", "speech" (a master) or "voice"
-    id: str  # content key, source key or voice id
-    version: int | None = None  # the voice's version
-
-
-RENDITION = re.compile(r"audio/([^/]+)\.\w+")
-SPEECH = re.compile(rf"audio/master/([^/]+)\.{MASTER}")
-VOICE = re.compile(r"voices/([^/]+)/v(\d+)/.+")
-
-
-def owner(key: str) -> Owner | None:
-    """Whose object this is, from its key; None for one no record can account for (a temporary
-    file of an interrupted write, a name this farm never makes)."""
-    if m := SPEECH.fullmatch(key):
-        return Owner("speech", m[1])
-    if m := RENDITION.fullmatch(key):
-        return Owner("rendition", m[1])
-    if m := VOICE.fullmatch(key):
-        return Owner("voice", m[1], int(m[2]))
-    return None
-
-
-def recorded(s: Session, keys: list[str]) -> set[str]:
-    """Which of these object keys a record accounts for: audio its rendition or a job points at,
-    a master a rendition of its speech, a voice's sample or latents that voice at that version."""
-    owners = {key: o for key in keys if (o := owner(key)) is not None}
-    of = {kind: {key: o for key, o in owners.items() if o.kind == kind} for kind in ("rendition", "speech", "voice")}
-    kept: set[str] = set()
-    if audio := of["rendition"]:
-        ids = {o.id for o in audio.values()}
-        kept |= set(s.scalars(select(Rendition.object_key).where(Rendition.content_key.in_(ids)))) & audio.keys()
-        kept |= set(s.scalars(select(Job.object_key).where(Job.object_key.in_(audio))))
-    if speech := of["speech"]:
-        ids = {o.id for o in speech.values()}
-        alive = set(s.scalars(select(Rendition.source_key).where(Rendition.source_key.in_(ids))))
-        kept |= {key for key, o in speech.items() if o.id in alive}
-    if voices := of["voice"]:
-        ids = {o.id for o in voices.values()}
-        versions = dict(s.execute(select(ClonedVoice.id, ClonedVoice.version).where(ClonedVoice.id.in_(ids))).all())
-        kept |= {key for key, o in voices.items() if versions.get(o.id) == o.version}
-    return kept
-
-
 def collect_orphans(s: Session, store: Store, cutoff: datetime, report: Report) -> None:
     """Objects under audio/ and voices/ that no record accounts for, last written before `cutoff`."""
     for prefix in ("audio/", "voices/"):
@@ -324,57 +219,6 @@ def collect_orphans(s: Session, store: Store, cutoff: datetime, report: Report) 
                 report.orphan_bytes += current.size
                 if not report.dry_run:
                     store.delete(listed.key)
-
-
-def bury(s: Session, kind: str, dead: Iterable[Any], now: datetime) -> None:
-    """Tombstones for these (id, tenant) rows: audio made and expired again gets a new date."""
-    values = [{"kind": kind, "id": object_id, "tenant_id": tenant, "expired_at": now} for object_id, tenant in dead]
-    if values:
-        insert = db.upsert(s, Tombstone).values(values)
-        s.execute(insert.on_conflict_do_update(index_elements=["kind", "id"], set_={"expired_at": now}))
-
-
-def gone(s: Session, kind: str, object_id: str, tenant_id: str, plain: str) -> NotFound:
-    """The 404 for a job, batch or audio that is not there: that it expired, and when, to the
-    tenant it belonged to (audio: to anyone, who could fetch it before); otherwise `plain`, so
-    other tenants learn nothing of it."""
-    stone = s.get(Tombstone, (kind, object_id))
-    if stone is None or stone.tenant_id not in (None, tenant_id):
-        return NotFound(plain)
-    settings = get_settings()
-    when = f"{stone.expired_at:%Y-%m-%d %H:%M} UTC"
-    if kind == "audio":
-        return Expired(
-            f"audio {object_id} expired on {when}, unused for "
-            f"VOICEFARM_AUDIO_RETENTION_DAYS={settings.audio_retention_days} days"
-        )
-    return Expired(f"{kind} {object_id} expired on {when} (VOICEFARM_JOB_RETENTION_DAYS={settings.job_retention_days})")
-
-
-class Periodic:
-    """The collector on its own schedule, for the reconciler's loop: at start and then every
-    `gc_interval_seconds`, in a thread of its own, so that a long collection (the first one on a
-    farm with years of history) never holds up the re-enqueueing of lost jobs."""
-
-    def __init__(self, settings: Settings, say: Callable[[str], object]) -> None:
-        self.settings = settings
-        self.say = say
-        self.due = 0.0
-        self.thread: threading.Thread | None = None
-
-    def poll(self) -> None:
-        """Start a collection if one is due and none is running."""
-        if time.monotonic() < self.due or (self.thread is not None and self.thread.is_alive()):
-            return
-        self.due = time.monotonic() + self.settings.gc_interval_seconds
-        self.thread = threading.Thread(target=self.run, name="gc", daemon=True)
-        self.thread.start()
-
-    def run(self) -> None:
-        try:
-            self.say(f"gc deleted {collect(self.settings).summary()}")
-        except Exception as e:  # a database, Redis or store outage: the next round tries again
-            self.say(f"gc failed, next in {self.settings.gc_interval_seconds:g} s: {e}")
 
 
 def count(s: Session, query: Select[*tuple[Any, ...]]) -> int:
