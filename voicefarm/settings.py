@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     )
     openai_voices: dict[str, str] = Field(default_factory=dict)
     openai_wait_seconds: float = 60.0
-    # Live audio (voicefarm.jobs.feed): entries a job's stream keeps at most (a piece is a sentence
+    # Live audio (voicefarm.jobs.feeds): entries a job's stream keeps at most (a piece is a sentence
     # or a chunk, so a text at max_text_chars stays far below), and how long it outlives its attempt.
     stream_max_entries: int = Field(10_000, ge=100)
     stream_ttl_seconds: float = Field(300.0, gt=0)

@@ -29,7 +29,7 @@ NOON = 1_800_000_000.0 - 1_800_000_000.0 % 86_400 + 12 * 3600  # a UTC noon, on 
 def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
     """The windows' clock, fixed at NOON; a test moves it by changing now[0]."""
     now = [NOON]
-    monkeypatch.setattr(admission, "clock", lambda: now[0])
+    monkeypatch.setattr("voicefarm.tenancy.windows.base.clock", lambda: now[0])
     yield now
 
 

@@ -22,6 +22,7 @@ from voicefarm.store import db
 from voicefarm.store.models import Attempt, Batch, Job
 from voicefarm.tenancy import admission
 from voicefarm.tenancy.auth import create_key
+from voicefarm.tenancy.windows import RedisWindows
 
 NOON = 1_800_000_000.0 - 1_800_000_000.0 % 86_400 + 12 * 3600  # a UTC noon, on the minute
 
@@ -64,13 +65,13 @@ def seconds_left(window: int) -> float:
 
 def test_redis_windows_count_both_or_neither_expire_and_roll_over(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [NOON + 50.0]
-    monkeypatch.setattr(admission, "clock", lambda: now[0])
+    monkeypatch.setattr("voicefarm.tenancy.windows.base.clock", lambda: now[0])
     p = admission.Policy(f"adm-{secrets.token_hex(4)}", 1, 2, 30, "shared", "salt")
     settings = get_settings()
 
     async def run() -> None:
         redis = AsyncRedis.from_url(settings.redis_url)
-        windows = admission.RedisWindows(redis, settings.redis_prefix)
+        windows = RedisWindows(redis, settings.redis_prefix)
         first = await windows.take(p, 1, 10)
         await windows.take(p, 1, 10)
         with pytest.raises(TooManyRequests) as over:

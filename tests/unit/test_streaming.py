@@ -20,7 +20,7 @@ from voicefarm.audio.encoder import StreamEncoder
 from voicefarm.engines.base import Audio, SynthesisRequest, Word, joined, stream
 from voicefarm.engines.text import CROSSFADE_SECONDS, crossfaded
 from voicefarm.errors import JobFailed, NotReady, StreamBroken
-from voicefarm.jobs.feed import Entry, FileFeed
+from voicefarm.jobs.feeds import Entry, FileFeed
 from voicefarm.jobs.relay import JobState, Said, Stored, follow
 from voicefarm.settings import Settings
 

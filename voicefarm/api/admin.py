@@ -96,13 +96,11 @@ class CacheStats(BaseModel):
 def cache_stats(s: DB, _: Admin) -> CacheStats:
     count, seconds = s.execute(select(func.count(), func.coalesce(func.sum(Rendition.duration), 0.0))).one()
     by_engine = dict(s.execute(select(Rendition.engine, func.count()).group_by(Rendition.engine)).all())
-    cache = get_cache()
-    keys = sum(1 for _ in cache.redis.scan_iter(f"{cache.prefix}:audio:*")) if cache.redis is not None else None
     return CacheStats(
         renditions=count,
         audio_seconds=float(seconds),
         by_engine=by_engine,
-        redis_keys=keys,
+        redis_keys=get_cache().size(),
         hits=int(cache_requests.labels("hit")._value.get()),
         misses=int(cache_requests.labels("miss")._value.get()),
     )

@@ -20,6 +20,7 @@ from voicefarm.settings import get_settings
 from voicefarm.store.models import Batch
 from voicefarm.store.objects import get_store
 from voicefarm.tenancy import admission, targets
+from voicefarm.tenancy.windows import get_windows
 
 router = APIRouter(prefix="/v1", tags=["batches"])
 errors: dict[int | str, dict[str, Any]] = {code: {"model": Problem} for code in (401, 404, 422, 503)}
@@ -67,7 +68,7 @@ async def create_batch(body: BatchRequest, request: Request, s: DB, caller: Call
     callback = str(body.callback_url) if body.callback_url else None
     if callback is not None:  # resolving its host may block: off the event loop
         await run_in_threadpool(targets.check, callback, get_settings())
-    windows = admission.get_windows()
+    windows = get_windows()
     granted = await windows.take(policy, len(items), sum(len(p.text) for p in items))
     try:
         batch = await run_in_threadpool(create, s, policy, callback, items)

@@ -34,11 +34,7 @@ def _store() -> str:
 
 
 def _cache() -> str:
-    redis = get_cache().redis
-    if redis is None:
-        return "disabled (the database answers cache lookups)"
-    redis.ping()
-    return "redis"
+    return get_cache().check()
 
 
 CHECKS: dict[str, Callable[[], str]] = {"broker": _broker, "database": _database, "store": _store, "cache": _cache}

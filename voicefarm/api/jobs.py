@@ -30,6 +30,7 @@ from voicefarm.store.models import Job, JobStatus, Rendition
 from voicefarm.store.objects import get_store
 from voicefarm.telemetry.metrics import cache_requests
 from voicefarm.tenancy import admission, targets
+from voicefarm.tenancy.windows import get_windows
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 errors: dict[int | str, dict[str, Any]] = {code: {"model": Problem} for code in (400, 401, 404, 409, 422, 503)}
@@ -80,7 +81,7 @@ async def accept(s: Session, tenant_id: str, body: JobRequest, idempotency_key: 
     callback = str(body.callback_url) if body.callback_url else None
     if callback is not None:  # resolving its host may block: off the event loop
         await run_in_threadpool(targets.check, callback, settings)
-    windows = admission.get_windows()
+    windows = get_windows()
     # Hot path: the preferred rendition is in Redis; no thread, no database, and the tenant's
     # windows and the cache asked at once, so it waits for one round trip, not two. A retry with
     # an idempotency key skips the cache, to get its first job back; so does a request for

@@ -26,7 +26,7 @@ from voicefarm.audio.encoder import StreamEncoder
 from voicefarm.engines.base import Audio
 from voicefarm.errors import NotFound, NotReady, StreamBroken
 from voicefarm.jobs import relay
-from voicefarm.jobs.feed import get_feed
+from voicefarm.jobs.feeds import get_feed
 from voicefarm.library.cache import get_cache
 from voicefarm.library.renditions import content_key_of, master_key
 from voicefarm.store.models import Job, Rendition

@@ -4,7 +4,7 @@ An engine is constructed cheaply (no model load, no heavy import) so the API can
 what it offers; a worker process calls `load()` once, before it takes its first job.
 
 An engine that can hand over audio before the whole text is spoken is also `Streaming`: the
-worker publishes each piece as it comes (voicefarm.jobs.feed), so a listener hears the first
+worker publishes each piece as it comes (voicefarm.jobs.feeds), so a listener hears the first
 sentence while the rest is synthesized.
 """
 

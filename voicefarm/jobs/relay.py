@@ -1,4 +1,4 @@
-"""Following a job's live audio for a listener: from its feed (voicefarm.jobs.feed), whichever
+"""Following a job's live audio for a listener: from its feed (voicefarm.jobs.feeds), whichever
 attempt makes it.
 
 A job that is queued has nothing in its feed yet: the relay waits. The first attempt that sends
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from voicefarm.engines.base import Audio
 from voicefarm.errors import JobFailed, NotReady, StreamBroken
-from voicefarm.jobs.feed import Feed
+from voicefarm.jobs.feeds import Feed
 from voicefarm.store.models import ACTIVE, JobStatus
 
 CHECK_SECONDS = 1.0  # a silent feed is this long between looks at the job's state

@@ -1,5 +1,6 @@
 """What the farm keeps: the tables and their sessions (`models`, `db`), object storage for audio
-(`objects`: an S3 server, or a local folder) and Redis clients that outlive a restart (`redis`).
+(`objects`: an S3 server, or a local folder) and the shared Redis clients, which outlive a
+restart (`redis`).
 
 May import: settings, errors. Nothing here knows a job's rules.
 """

@@ -25,7 +25,7 @@ from voicefarm.audio.join import join_segments
 from voicefarm.dispatch import names
 from voicefarm.dispatch.app import Message, enqueue, get_celery, part_id, run_options
 from voicefarm.jobs.document import Ready, begin_join, begin_segment, fail_segment, fan_out, finish_segment
-from voicefarm.jobs.feed import Entry, get_feed
+from voicefarm.jobs.feeds import Entry, get_feed
 from voicefarm.jobs.lifecycle import Run, finish, reroute
 from voicefarm.library.cache import get_cache
 from voicefarm.library.renditions import master_key

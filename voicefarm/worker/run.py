@@ -22,7 +22,7 @@ from voicefarm.audio import quality, reference
 from voicefarm.audio.codec import MASTER, content_type, encode, output_rate
 from voicefarm.engines.base import Audio, Engine, Word, joined, stream
 from voicefarm.fleet.heartbeat import process_name
-from voicefarm.jobs.feed import Entry, Kind, get_feed
+from voicefarm.jobs.feeds import Entry, Kind, get_feed
 from voicefarm.jobs.lifecycle import Run
 from voicefarm.library import renditions
 from voicefarm.library.cache import CachedAudio

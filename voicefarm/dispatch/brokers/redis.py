@@ -4,7 +4,6 @@ hash of delivered, unacknowledged messages."""
 from __future__ import annotations
 
 import json
-from functools import cache
 from typing import Any
 
 from redis import Redis
@@ -23,7 +22,7 @@ class RedisBroker(Broker):
 
     @property
     def client(self) -> Redis:
-        return _client(self.settings.broker_url)
+        return connect(self.settings.broker_url)
 
     def transport_options(self) -> dict[str, Any]:
         # Redis redelivers an unacked message after the visibility timeout: it must outlast the
@@ -54,9 +53,3 @@ class RedisBroker(Broker):
         # kombu keeps delivered, unacked messages in a hash: [message, exchange, routing key].
         found |= {json.loads(v)[0]["headers"]["id"] for v in self.client.hvals(f"{self.prefix}unacked")}
         return found
-
-
-@cache
-def _client(url: str) -> Redis:
-    """One pooled client per broker URL, for reading its lists."""
-    return connect(url)
