@@ -29,7 +29,7 @@ os.environ.update(
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from voicefarm.cli import migrate  # noqa: E402
+from voicefarm.cli.admin import migrate  # noqa: E402
 from voicefarm.fleet import heartbeat  # noqa: E402
 from voicefarm.store import db  # noqa: E402
 from voicefarm.tenancy.auth import create_key  # noqa: E402
