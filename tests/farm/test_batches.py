@@ -65,10 +65,18 @@ def test_failed_items_are_listed_and_a_bad_item_refuses_the_batch(http: httpx.Cl
         assert s.scalar(select(func.count(Job.id))) == before
 
 
+def batch_started(batch_id: str) -> bool:
+    with db.session() as s:
+        return s.scalar(select(func.count(Job.id)).where(Job.batch_id == batch_id, Job.started_at.is_not(None))) > 0
+
+
 def test_an_interactive_job_does_not_wait_for_a_batch_to_drain(http: httpx.Client) -> None:
     phrases = [f"Batch phrase number {i} for the priority test." for i in range(30)]
     batch_id = http.post("/v1/batches", json={"phrases": phrases}).json()["id"]
-    time.sleep(0.5)
+    deadline = time.monotonic() + 30
+    while not batch_started(batch_id):  # the interactive job arrives with the batch under way
+        assert time.monotonic() < deadline, "no job of the batch started"
+        time.sleep(0.05)
     interactive = wait_final(http, http.post("/v1/jobs", json={"text": "I am in a hurry."}).json()["id"])
     batch = wait_batch(http, batch_id)
     with db.session() as s:

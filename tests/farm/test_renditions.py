@@ -6,10 +6,19 @@ import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from sqlalchemy import text
+
 from voicefarm.library import renditions
 from voicefarm.library.cache import CachedAudio
 from voicefarm.store import db
 from voicefarm.store.models import Rendition
+
+
+def blocked_on_a_lock() -> bool:
+    """Whether a session of this database waits on another's row lock (PostgreSQL's own view)."""
+    with db.session() as s:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        return bool(s.scalar(text(query)))
 
 
 def test_two_requests_recording_one_rendition_at_once_both_land() -> None:
@@ -26,8 +35,12 @@ def test_two_requests_recording_one_rendition_at_once_both_land() -> None:
         with db.session() as first:
             renditions.record(first, made("first"), "source", "voice")
             waiting = pool.submit(second)
-            time.sleep(0.5)
-            assert not waiting.done()  # it waits on the first one's row, which neither saw before
+            deadline = time.monotonic() + 30
+            while not blocked_on_a_lock():  # it waits on the first one's row, which neither saw before
+                assert not waiting.done(), waiting.result()
+                assert time.monotonic() < deadline, "the second insert never waited on the first"
+                time.sleep(0.02)
+            assert not waiting.done()
         waiting.result(timeout=30)  # once the first commits, it lands: no duplicate-key error
     with db.session() as s:
         assert s.get(Rendition, key).url == "second"
