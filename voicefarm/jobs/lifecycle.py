@@ -162,11 +162,12 @@ def reroute(job_id: str, attempt_id: int | None, error: str, engine: str | None 
         failed = [
             a
             for a in job.attempts
-            if a.id == attempt_id or (attempt_id is None and a.outcome == Outcome.running and a.engine == engine)
+            if a.outcome == Outcome.running and (a.id == attempt_id or (attempt_id is None and a.engine == engine))
         ]
         if not failed:
             # Celery may report one death twice (the hard limit, then the reaped child): the
-            # first report already moved the job on.
+            # first report already moved the job on. Or the attempt was given up for lost and
+            # the job sent again (abandon): like a late success (finish), its failure is dropped.
             return None
         settings = get_settings()
         for a in failed:
