@@ -19,14 +19,14 @@ from voicefarm.store.models import Base, Tenant
 from voicefarm.store.objects import get_store
 
 # What the farm remembers per process, made from the settings on first use.
-CACHED = (get_settings, db.engine, db.session_factory, get_cache, get_store, get_celery)
+CACHED = (get_settings, db.sql_engine, db.session_factory, get_cache, get_store, get_celery)
 
 
 def forget() -> None:
     if get_celery.cache_info().currsize:
         get_celery().close()
-    if db.engine.cache_info().currsize:
-        db.engine().dispose()
+    if db.sql_engine.cache_info().currsize:
+        db.sql_engine().dispose()
     for cached in CACHED:
         cached.cache_clear()
 
@@ -36,7 +36,7 @@ def schema(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite database with the farm's schema and its two tenants, made once: each farm starts
     from a copy (making the schema takes longer than most tests)."""
     path = tmp_path_factory.mktemp("schema") / "voicefarm.db"
-    engine = db.make_engine(f"sqlite:///{path}")
+    engine = db.make_sql_engine(f"sqlite:///{path}")
     Base.metadata.create_all(engine)
     with Session(engine) as s:
         s.add_all([Tenant(id=TENANT, name="A"), Tenant(id=OTHER, name="B")])
