@@ -8,7 +8,7 @@ from pathlib import Path
 
 from voicefarm.api.console import DASHBOARD_UID, PANELS
 
-DASHBOARD = json.loads((Path(__file__).parents[2] / "deploy/grafana/dashboards/voicefarm.json").read_text())
+DASHBOARD = json.loads((Path(__file__).parents[3] / "deploy/grafana/dashboards/voicefarm.json").read_text())
 TITLES = {
     "queue_depth": "Queue depth per engine",
     "live_workers": "Live workers per engine",
