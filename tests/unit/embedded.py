@@ -17,7 +17,7 @@ from sqlalchemy.orm import selectinload
 from voicefarm.engines.base import Capabilities, Voice
 from voicefarm.fleet import heartbeat
 from voicefarm.fleet.catalog import Catalog
-from voicefarm.jobs import submit
+from voicefarm.jobs import plans, recording
 from voicefarm.jobs.lifecycle import Run
 from voicefarm.library.cache import CachedAudio, get_cache
 from voicefarm.settings import Settings, get_settings
@@ -45,7 +45,7 @@ ENV = {
 
 @dataclass(frozen=True)
 class Ask:
-    """A request as the API would take it (submit.Request)."""
+    """A request as the API would take it (plans.Request)."""
 
     text: str
     quality: str | None = None
@@ -63,9 +63,9 @@ def catalog(settings: Settings) -> Catalog:
     return Catalog(settings, dict.fromkeys(ENGINES, caps))
 
 
-def plan(text: str, quality: str = "pair", **fields: Any) -> submit.Plan:
+def plan(text: str, quality: str = "pair", **fields: Any) -> plans.Plan:
     settings = get_settings()
-    return submit.plan(Ask(text, quality, **fields), VOICE, settings, catalog(settings))
+    return plans.plan(Ask(text, quality, **fields), VOICE, settings, catalog(settings))
 
 
 def live(*engines: str) -> None:
@@ -84,7 +84,7 @@ def request(text: str, quality: str = "pair", tenant: str = TENANT, **extra: Any
     """Submit as the API does; (job or cached audio, whether it must be sent)."""
     p = plan(text, quality)
     with db.session() as s:
-        return submit.submit(
+        return recording.record(
             s, get_cache(), get_store(), tenant, p, live=heartbeat.available(s, get_settings()), **extra
         )
 
@@ -105,7 +105,7 @@ def batch(texts: list[str], quality: str = "pair", callback_url: str | None = No
     """Record a batch as the API does; its id and the jobs it must send."""
     with db.session() as s:
         settings = get_settings()
-        recorded, to_send = submit.create_batch(
+        recorded, to_send = recording.record_batch(
             s,
             get_cache(),
             get_store(),

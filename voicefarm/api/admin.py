@@ -10,8 +10,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import func, select
 
-from voicefarm.api.deps import DB, Admin, get_catalog
+from voicefarm.api.deps import DB, Admin
 from voicefarm.fleet.breaker import tripped
+from voicefarm.fleet.catalog import get_catalog
 from voicefarm.fleet.heartbeat import live_workers, self_test_failures
 from voicefarm.library import renditions
 from voicefarm.library.cache import get_cache

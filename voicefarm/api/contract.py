@@ -2,10 +2,10 @@
 
 Pydantic writes each field's type and the rules it checks itself. The rest are added here, when
 the schema is first asked for: the limits that come from the settings (tiers, speeds, text
-length, batch size) and those checked with a message of their own (`jobs.submit.plan`, the
-OpenAI endpoint), and, on every path, query and header parameter, the control-character rule of
-`app.RefuseControlCharacters`. Clients and fuzzers (tests/farm/test_schema_fuzz.py) then see
-what the API takes.
+length, batch size) and those checked with a message of their own (`jobs.plans.plan`, and
+`jobs.submit.accept_speech` for OpenAI's model), and, on every path, query and header parameter,
+the control-character rule of `app.RefuseControlCharacters`. Clients and fuzzers
+(tests/farm/test_schema_fuzz.py) then see what the API takes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from voicefarm.audio.codec import FORMATS
-from voicefarm.jobs.submit import MAX_RATE, MIN_RATE
+from voicefarm.jobs.plans import MAX_RATE, MIN_RATE
 from voicefarm.schemas import HEADER_VALUE, PLAIN
 from voicefarm.settings import Settings
 

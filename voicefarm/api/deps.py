@@ -1,9 +1,8 @@
-"""What endpoints depend on: a database session, the caller's tenant, the catalog."""
+"""What endpoints depend on: a database session and the caller's tenant."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from functools import lru_cache
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Query, Request, Security
@@ -13,12 +12,8 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from voicefarm.errors import Forbidden, Unauthorized
-from voicefarm.fleet.catalog import Catalog, Catalogs
-from voicefarm.fleet.heartbeat import LiveEngines
-from voicefarm.settings import get_settings
 from voicefarm.store import db
 from voicefarm.store.models import Batch, Job
-from voicefarm.tenancy import admission
 from voicefarm.tenancy.auth import NOT_CACHED, Principal, authenticate, cached_principal
 
 
@@ -27,33 +22,6 @@ async def get_db() -> AsyncIterator[Session]:
     # endpoints that use it run in the threadpool anyway.
     with db.session_factory()() as s:
         yield s
-
-
-@lru_cache
-def catalogs() -> Catalogs:
-    return Catalogs(get_settings())
-
-
-def get_catalog() -> Catalog:
-    """The catalog, at most a moment old; it may read the database, so call it off the event loop."""
-    return catalogs()()
-
-
-async def current_catalog() -> Catalog:
-    """get_catalog() for async code: a thread only when the remembered one is stale."""
-    fresh = catalogs().fresh
-    return fresh if fresh is not None else await run_in_threadpool(catalogs())
-
-
-async def tenant_policy(s: Session, tenant_id: str) -> admission.Policy:
-    """The tenant's admission policy: from memory, or from its row on a thread when stale."""
-    cached = admission.cached_policy(tenant_id)
-    return cached if cached is not None else await run_in_threadpool(admission.policy, s, tenant_id, get_settings())
-
-
-@lru_cache
-def get_live() -> LiveEngines:
-    return LiveEngines(get_settings())
 
 
 # Security schemes rather than plain headers: the OpenAPI schema then says every endpoint but the

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
@@ -10,27 +9,22 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, StreamingResponse
 from sqlalchemy.orm import Session, selectinload
 
-from voicefarm.api.deps import DB, Caller, Limit, current_catalog, get_live, newest, tenant_policy
+from voicefarm.api.deps import DB, Caller, Limit, newest
 from voicefarm.api.streams import live_chunks, started, stored_chunks
 from voicefarm.audio import captions
 from voicefarm.audio.codec import content_type
 from voicefarm.audio.encoder import STREAM_FORMATS
 from voicefarm.engines.base import Word
 from voicefarm.errors import JobFailed, NotReady
-from voicefarm.jobs import submit as lifecycle_submit
+from voicefarm.jobs import submit
 from voicefarm.jobs.payloads import cached_out, job_out
 from voicefarm.library import timestamps
 from voicefarm.library.cache import CachedAudio, get_cache
 from voicefarm.library.renditions import content_key_of
 from voicefarm.library.retention import tombstones
-from voicefarm.library.voices import cloned_voice
 from voicefarm.schemas import RETRY_AFTER, JobOut, JobRequest, Problem, TimestampsOut
-from voicefarm.settings import get_settings
 from voicefarm.store.models import Job, JobStatus, Rendition
 from voicefarm.store.objects import get_store
-from voicefarm.telemetry.metrics import cache_requests
-from voicefarm.tenancy import admission, targets
-from voicefarm.tenancy.windows import get_windows
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
 errors: dict[int | str, dict[str, Any]] = {code: {"model": Problem} for code in (400, 401, 404, 409, 422, 503)}
@@ -54,7 +48,7 @@ async def create_job(
     ] = None,
 ) -> JobOut:
     """Queue a synthesis job, or answer at once (200, cache: hit) when its audio already exists."""
-    result = await accept(s, caller.tenant_id, body, idempotency_key)
+    result = await submit.accept_job(s, caller.tenant_id, body, idempotency_key)
     out = (
         cached_out(result, str(request.base_url))
         if isinstance(result, CachedAudio)
@@ -63,66 +57,6 @@ async def create_job(
     if out.cache == "hit":
         response.status_code = 200
     return out
-
-
-async def none() -> None:
-    return None
-
-
-async def accept(s: Session, tenant_id: str, body: JobRequest, idempotency_key: str | None = None) -> Job | CachedAudio:
-    """A request's audio from the cache, or its job, recorded and enqueued; InvalidRequest when
-    it is invalid, TooManyRequests when it is over one of the tenant's limits. Every endpoint
-    that synthesizes comes through here."""
-    settings, catalog = get_settings(), await current_catalog()
-    policy = await tenant_policy(s, tenant_id)
-    voice_id = body.voice or settings.default_voice
-    voice = catalog.voice(voice_id) or await run_in_threadpool(cloned_voice, s, tenant_id, voice_id, settings)
-    p = lifecycle_submit.plan(body, voice, settings, catalog, policy.key_scope)
-    callback = str(body.callback_url) if body.callback_url else None
-    if callback is not None:  # resolving its host may block: off the event loop
-        await run_in_threadpool(targets.check, callback, settings)
-    windows = get_windows()
-    # Hot path: the preferred rendition is in Redis; no thread, no database, and the tenant's
-    # windows and the cache asked at once, so it waits for one round trip, not two. A retry with
-    # an idempotency key skips the cache, to get its first job back; so does a request for
-    # timestamps, which are a job's.
-    peek = None if idempotency_key or p.timestamps else get_cache().peek(p.keys[0])
-    taken, hit = await asyncio.gather(windows.take(policy, 1, len(p.text)), peek or none(), return_exceptions=True)
-    if isinstance(taken, BaseException):
-        raise taken
-    try:
-        if isinstance(hit, BaseException):
-            raise hit
-        result = hit if hit is not None else await run_in_threadpool(submit, s, policy, p, idempotency_key, callback)
-    except Exception:
-        await windows.give_back(taken)  # not accepted: it must not count against the tenant
-        raise
-    cache_requests.labels("hit" if isinstance(result, CachedAudio) else "miss").inc()
-    return result
-
-
-def submit(
-    s: Session,
-    policy: admission.Policy,
-    p: lifecycle_submit.Plan,
-    idempotency_key: str | None,
-    callback_url: str | None = None,
-) -> Job | CachedAudio:
-    result, new = lifecycle_submit.submit(
-        s,
-        get_cache(),
-        get_store(),
-        policy.tenant_id,
-        p,
-        live=get_live()(),
-        idempotency_key=idempotency_key,
-        policy=policy,
-        callback_url=callback_url,
-    )
-    if new:
-        assert isinstance(result, Job)
-        lifecycle_submit.send(s, [result], get_settings())
-    return result
 
 
 @router.get("/jobs", response_model=list[JobOut], responses=errors)

@@ -25,34 +25,17 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sqlalchemy.orm import Session
 
 from voicefarm.api.deps import DB, Caller
-from voicefarm.api.jobs import accept
 from voicefarm.api.streams import job_state, live_chunks, sse, started, stored_chunks
 from voicefarm.audio.codec import content_type
 from voicefarm.audio.encoder import STREAM_FORMATS
-from voicefarm.errors import InvalidRequest, JobFailed, NotReady
+from voicefarm.errors import JobFailed, NotReady
+from voicefarm.jobs import submit
 from voicefarm.library import timestamps
 from voicefarm.library.cache import CachedAudio
-from voicefarm.schemas import RETRY_AFTER, JobRequest, Name, Text
-from voicefarm.settings import Settings, get_settings
+from voicefarm.schemas import RETRY_AFTER, Name, Text
+from voicefarm.settings import get_settings
 from voicefarm.store.models import ACTIVE, Alignment, Job, JobStatus
 
-OPENAI_VOICES = (
-    "alloy",
-    "ash",
-    "ballad",
-    "cedar",
-    "coral",
-    "echo",
-    "fable",
-    "marin",
-    "nova",
-    "onyx",
-    "sage",
-    "shimmer",
-    "verse",
-)
-# OpenAI's pcm is raw 16-bit at 24 kHz; the farm's is at the engine's rate unless asked.
-OPENAI_RATES = {"pcm": 24000}
 POLL_SECONDS = 0.05
 
 
@@ -118,27 +101,6 @@ class OpenAIProblem(BaseModel):
     error: dict[str, Any]
 
 
-def job_request(body: SpeechRequest, settings: Settings) -> JobRequest:
-    """The farm's request for an OpenAI one: its model names a tier, its voice names a farm voice."""
-    quality = settings.openai_models.get(body.model, body.model)
-    if quality not in settings.tiers:
-        raise InvalidRequest(
-            f"model {body.model!r} is not supported; use one of {', '.join([*settings.openai_models, *settings.tiers])}"
-        )
-    voice = body.voice if isinstance(body.voice, str) else body.voice.id
-    if voice in OPENAI_VOICES:
-        voice = settings.openai_voices.get(voice, settings.default_voice)
-    return JobRequest(
-        text=body.input,
-        voice=voice,
-        quality=quality,
-        format=body.response_format,
-        speed=body.speed,
-        sample_rate=OPENAI_RATES.get(body.response_format),
-        timestamps=body.timestamps,
-    )
-
-
 async def finished_audio(s: Session, job_id: str, timeout: float) -> str:
     """The object key of the job's audio once it succeeds; 502 if it fails; 504, naming the job,
     if it is still running after `timeout` seconds. Each poll is one query on a thread."""
@@ -176,18 +138,26 @@ def still_running(job_id: str, status: str, timeout: float) -> HTTPException:
 async def create_speech(body: SpeechRequest, s: DB, caller: Caller) -> StreamingResponse:
     """Synthesize `input` and stream the audio (OpenAI's `audio.speech.create`)."""
     settings = get_settings()
-    request = job_request(body, settings)
-    result = await accept(s, caller.tenant_id, request)
+    result, rate = await submit.accept_speech(
+        s,
+        caller.tenant_id,
+        model=body.model,
+        text=body.input,
+        voice=body.voice if isinstance(body.voice, str) else body.voice.id,
+        format=body.response_format,
+        speed=body.speed,
+        timestamps=body.timestamps,
+    )
     fmt = body.response_format
     wait = None  # for stored audio, however long its store takes: the limit is on synthesis
     if isinstance(result, CachedAudio):
-        chunks = stored_chunks(s, result.object_key, fmt, fmt, request.sample_rate)
+        chunks = stored_chunks(s, result.object_key, fmt, fmt, rate)
     elif fmt in STREAM_FORMATS:
-        chunks = live_chunks(s, result.id, fmt, fmt, request.sample_rate)
+        chunks = live_chunks(s, result.id, fmt, fmt, rate)
         wait = settings.openai_wait_seconds
     else:
         object_key = await finished_audio(s, result.id, settings.openai_wait_seconds)
-        chunks = stored_chunks(s, object_key, fmt, fmt, request.sample_rate)
+        chunks = stored_chunks(s, object_key, fmt, fmt, rate)
     try:
         body_chunks = await started(chunks, wait)
     except TimeoutError:

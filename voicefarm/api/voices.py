@@ -8,11 +8,11 @@ from fastapi import APIRouter, File, Form, Response, UploadFile
 from pydantic import BeforeValidator
 from sqlalchemy import select
 
-from voicefarm.api.deps import DB, Caller, get_catalog
+from voicefarm.api.deps import DB, Caller
 from voicefarm.audio.reference import Analysis
 from voicefarm.engines.base import Voice
 from voicefarm.errors import InvalidRequest, NotFound
-from voicefarm.fleet.catalog import Catalog
+from voicefarm.fleet.catalog import Catalog, get_catalog
 from voicefarm.jobs.keys import normalise_language
 from voicefarm.library import voices
 from voicefarm.library.cache import get_cache

@@ -3,20 +3,22 @@
 Built from what workers advertise (voicefarm/fleet/heartbeat.py): each engine's last known
 capabilities, and which engines have a live worker. The API constructs no engine, so it needs
 neither engine code nor model files. An engine whose workers are gone keeps its voices and its
-place in the chains: its jobs wait in its queue while it restarts (jobs.submit starts a job on
+place in the chains: its jobs wait in its queue while it restarts (jobs.recording starts a job on
 an engine with a live worker when the chain has one).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
+from anyio import to_thread
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from voicefarm.engines.base import Capabilities, Voice
 from voicefarm.fleet.heartbeat import Recent, live_workers
-from voicefarm.settings import Settings
+from voicefarm.settings import Settings, get_settings
 from voicefarm.store.models import EngineCapabilities
 
 
@@ -77,6 +79,22 @@ class Catalogs(Recent[Catalog]):
 
     def __init__(self, settings: Settings, ttl: float = 2.0) -> None:
         super().__init__(lambda s: load(s, settings), ttl)
+
+
+@lru_cache
+def catalogs() -> Catalogs:
+    return Catalogs(get_settings())
+
+
+def get_catalog() -> Catalog:
+    """The catalog, at most a moment old; it may read the database, so call it off the event loop."""
+    return catalogs()()
+
+
+async def current_catalog() -> Catalog:
+    """get_catalog() for async code: a thread only when the remembered one is stale."""
+    fresh = catalogs().fresh
+    return fresh if fresh is not None else await to_thread.run_sync(catalogs())
 
 
 def _voice(caps: Capabilities, voice_id: str | None, primary: str) -> Voice | None:

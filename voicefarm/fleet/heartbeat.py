@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any, Generic, TypeVar, cast
 
 from celery import bootsteps
@@ -112,6 +113,11 @@ class LiveEngines(Recent[Available]):
 
     def __init__(self, settings: Settings, ttl: float = 2.0) -> None:
         super().__init__(lambda s: available(s, settings), ttl)
+
+
+@lru_cache
+def get_live() -> LiveEngines:
+    return LiveEngines(get_settings())
 
 
 def advertise(engine: str) -> dict[str, Any]:

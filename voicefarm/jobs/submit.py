@@ -1,301 +1,186 @@
-"""Submitting: validate and key a request, answer it from the cache, or record it once and send
-it to its engine's queue. Batches are many submissions recorded together."""
+"""Submitting: the one path from a parsed request (a job, a batch, or OpenAI's speech request) to
+its audio from the cache, its job or its batch. The API's routers each make one call here.
+
+A submission is planned (jobs/plans.py), counted against the tenant's limits (tenancy/admission.py),
+then answered from the cache or recorded and sent to its engine's queue (jobs/recording.py). It
+runs on the event loop, and goes to a thread only for what may block (the database, a callback's
+host, a batch's planning) and only when it must: a job whose audio Redis holds costs one round
+trip of Redis and no thread. The threads are anyio's, the pool FastAPI runs endpoints on, so a
+submission competes for the same threads as before it came here.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Protocol
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import asynccontextmanager
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from anyio import to_thread
+from pydantic import HttpUrl
 from sqlalchemy.orm import Session
 
-from voicefarm.audio.codec import FORMATS
-from voicefarm.dispatch.app import Message, enqueue
-from voicefarm.dispatch.priorities import priorities
 from voicefarm.engines.base import Voice
-from voicefarm.errors import InvalidRequest, Unavailable
-from voicefarm.fleet.breaker import Available
-from voicefarm.fleet.catalog import Candidate, Catalog
-from voicefarm.jobs import segments
-from voicefarm.jobs.batches import finish_if_done
-from voicefarm.jobs.keys import content_key, normalise_language, normalise_text, source_key
-from voicefarm.jobs.lifecycle import copy_outcome, in_flight
-from voicefarm.library import renditions, timestamps
-from voicefarm.library.cache import AudioCache, CachedAudio
-from voicefarm.settings import Settings
-from voicefarm.store.models import ACTIVE, Batch, Job, JobStatus, Link, Rendition, Segment, utcnow
-from voicefarm.store.objects import Store
-from voicefarm.tenancy import admission
+from voicefarm.errors import InvalidRequest
+from voicefarm.fleet.catalog import Catalog, current_catalog
+from voicefarm.jobs.plans import Plan, Request, plan, plan_items
+from voicefarm.jobs.recording import record_and_send, record_and_send_batch
+from voicefarm.library.cache import CachedAudio, get_cache
+from voicefarm.library.voices import cloned_voice
+from voicefarm.schemas import BatchItemRequest, BatchRequest, JobRequest
+from voicefarm.settings import Settings, get_settings
+from voicefarm.store.models import Batch, Job
+from voicefarm.telemetry.metrics import cache_requests
+from voicefarm.tenancy import admission, targets
+from voicefarm.tenancy.windows import get_windows
 
-MIN_RATE, MAX_RATE = 8000, 48000  # output sample rates a request may ask for
-
-
-class Request(Protocol):
-    """What a job asks for; the API's JobRequest and BatchItem both are one."""
-
-    text: str
-    voice: str | None
-    language: str | None
-    quality: str | None
-    format: str
-    speed: float
-    sample_rate: int | None
-    timestamps: bool
-
-
-@dataclass(frozen=True)
-class Plan:
-    text: str
-    voice: Voice
-    language: str
-    quality: str
-    format: str
-    speed: float
-    sample_rate: int | None
-    candidates: list[Candidate]
-    sources: list[str]  # source key for each candidate, same order
-    keys: list[str]  # content key for each candidate, same order
-    timestamps: bool  # word timestamps asked for
-    # A document's segments, and each one's source key for each candidate; none for a plain job.
-    pieces: list[segments.Piece] = field(default_factory=list)
-    piece_sources: list[dict[str, str]] = field(default_factory=list)
+# OpenAI's own voice names: each speaks as settings.openai_voices maps it, else in the farm's default voice.
+OPENAI_VOICES = (
+    "alloy",
+    "ash",
+    "ballad",
+    "cedar",
+    "coral",
+    "echo",
+    "fable",
+    "marin",
+    "nova",
+    "onyx",
+    "sage",
+    "shimmer",
+    "verse",
+)
+# OpenAI's pcm is raw 16-bit at 24 kHz; the farm's is at the engine's rate unless asked.
+OPENAI_RATES = {"pcm": 24000}
 
 
-def plan(request: Request, voice: Voice | None, settings: Settings, catalog: Catalog, scope: str | None = None) -> Plan:
-    """Validate a request whose voice the caller has looked up (None: no such voice), and key it
-    in the cache `scope` (admission.Policy.key_scope: None is the farm's shared cache). The API's
-    schema states each of these rules too (api/contract.py)."""
-    text = normalise_text(request.text)
-    if not text:
-        raise InvalidRequest("text is empty")
-    # The text as sent, as the schema's maxLength counts it: normalising may shorten it.
-    if len(request.text) > settings.max_text_chars:
-        raise InvalidRequest(f"text is {len(request.text)} characters; the maximum is {settings.max_text_chars}")
-    if request.format not in FORMATS:
-        raise InvalidRequest(f"format {request.format!r} is not supported; use one of {', '.join(FORMATS)}")
-    if request.sample_rate is not None and not MIN_RATE <= request.sample_rate <= MAX_RATE:
-        raise InvalidRequest(f"sample_rate {request.sample_rate} is out of range [{MIN_RATE}, {MAX_RATE}]")
-    if not settings.min_speed <= request.speed <= settings.max_speed:
-        raise InvalidRequest(f"speed {request.speed} is out of range [{settings.min_speed}, {settings.max_speed}]")
-    quality = request.quality or settings.default_quality
-    if quality not in settings.tiers:
-        raise InvalidRequest(f"quality {quality!r} is not a tier; use one of {', '.join(settings.tiers)}")
-    if voice is None:
-        raise InvalidRequest(
-            f"unknown voice {request.voice or settings.default_voice!r}; GET /v1/voices lists the voices"
+async def accept_job(
+    session: Session, tenant_id: str, request: JobRequest, idempotency_key: str | None = None
+) -> Job | CachedAudio:
+    """A request's audio from the cache, or its job, recorded and enqueued; InvalidRequest when
+    it is invalid, TooManyRequests when it is over one of the tenant's limits."""
+    settings, catalog = get_settings(), await current_catalog()
+    policy = await tenant_policy(session, tenant_id)
+    (voice,) = await voices(session, tenant_id, [request], settings, catalog)
+    p = plan(request, voice, settings, catalog, policy.key_scope)
+    callback = await checked_callback(request.callback_url, settings)
+    # Hot path: the preferred rendition is in Redis; no thread, no database, and the tenant's
+    # windows and the cache asked at once, so it waits for one round trip, not two. A retry with
+    # an idempotency key skips the cache, to get its first job back; so does a request for
+    # timestamps, which are a job's.
+    peek = None if idempotency_key or p.timestamps else get_cache().peek(p.keys[0])
+    async with counted(policy, [p], peek) as hit:
+        result = (
+            hit
+            if hit is not None
+            else await to_thread.run_sync(record_and_send, session, policy, p, idempotency_key, callback)
         )
-    language = normalise_language(request.language or voice.language)
-    if not voice.cloned and language.split("-")[0] != voice.language.split("-")[0]:
-        raise InvalidRequest(f"language {language!r} is not supported by voice {voice.id!r} ({voice.language})")
-    candidates = catalog.candidates(quality, voice, language)
-    if not candidates:
-        raise InvalidRequest(f"no engine in quality tier {quality!r} can speak voice {voice.id!r} in {language!r}")
-    pieces = (
-        segments.split(request.text, settings.segment_chars)
-        if segments.is_document(request.text, settings.segment_chars)
-        else []
+    cache_requests.labels("hit" if isinstance(result, CachedAudio) else "miss").inc()
+    return result
+
+
+async def accept_batch(session: Session, tenant_id: str, request: BatchRequest) -> Batch:
+    """A batch recorded: its cached items done at once, its other jobs enqueued. Against the
+    tenant's limits every item counts as a submission, with its characters: over one, or with one
+    invalid item, the whole batch is refused."""
+    settings, catalog = get_settings(), await current_catalog()
+    policy = await tenant_policy(session, tenant_id)
+    items = await to_thread.run_sync(batch_items, request, settings)
+    found = await voices(session, tenant_id, items, settings, catalog)
+    plans = await to_thread.run_sync(plan_items, items, found, settings, catalog, policy.key_scope)
+    callback = await checked_callback(request.callback_url, settings)
+    async with counted(policy, plans):
+        return await to_thread.run_sync(record_and_send_batch, session, policy, plans, callback)
+
+
+async def accept_speech(
+    session: Session, tenant_id: str, *, model: str, text: str, voice: str, format: str, speed: float, timestamps: bool
+) -> tuple[Job | CachedAudio, int | None]:
+    """OpenAI's speech request, accepted as the job it maps to: its model names a tier, its voice
+    a farm voice. Returns what accept_job does, and the sample rate the audio is to have."""
+    settings = get_settings()
+    quality = settings.openai_models.get(model, model)
+    if quality not in settings.tiers:
+        raise InvalidRequest(
+            f"model {model!r} is not supported; use one of {', '.join([*settings.openai_models, *settings.tiers])}"
+        )
+    if voice in OPENAI_VOICES:
+        voice = settings.openai_voices.get(voice, settings.default_voice)
+    request = JobRequest(
+        text=text,
+        voice=voice,
+        quality=quality,
+        format=format,
+        speed=speed,
+        sample_rate=OPENAI_RATES.get(format),
+        timestamps=timestamps,
+    )
+    return await accept_job(session, tenant_id, request), request.sample_rate
+
+
+async def tenant_policy(session: Session, tenant_id: str) -> admission.Policy:
+    """The tenant's admission policy: from memory, or from its row on a thread when stale."""
+    cached = admission.cached_policy(tenant_id)
+    return (
+        cached if cached is not None else await to_thread.run_sync(admission.policy, session, tenant_id, get_settings())
     )
 
-    def key(spoken: str, candidate: Candidate) -> str:
-        return source_key(text=spoken, language=language, speed=request.speed, candidate=candidate, scope=scope)
 
-    # A document is keyed by its segments and pauses, and its text kept as sent (SSML, Markdown).
-    sources = [key(segments.canonical(pieces) if pieces else text, c) for c in candidates]
-    keys = [content_key(src, request.format, request.sample_rate) for src in sources]
-    return Plan(
-        request.text.strip() if pieces else text,
-        voice,
-        language,
-        quality,
-        request.format,
-        request.speed,
-        request.sample_rate,
-        candidates,
-        sources,
-        keys,
-        request.timestamps,
-        pieces,
-        [{c.engine: key(piece.text, c) for c in candidates} for piece in pieces],
+async def voices(
+    session: Session, tenant_id: str, requests: Sequence[Request], settings: Settings, catalog: Catalog
+) -> list[Voice | None]:
+    """Each request's voice (None: no such voice): a built-in one from the catalog, else the
+    tenant's cloned one, all read on one thread, so that requests in built-in voices need none."""
+    ids = [request.voice or settings.default_voice for request in requests]
+    found = {voice_id: catalog.voice(voice_id) for voice_id in ids}
+    cloned = [voice_id for voice_id, voice in found.items() if voice is None]
+    if cloned:
+        found |= await to_thread.run_sync(
+            lambda: {voice_id: cloned_voice(session, tenant_id, voice_id, settings) for voice_id in cloned}
+        )
+    return [found[voice_id] for voice_id in ids]
+
+
+def batch_items(request: BatchRequest, settings: Settings) -> list[BatchItemRequest]:
+    """The batch's items, phrases × voices expanded, if the batch may have that many."""
+    items = request.expand()
+    if not items:
+        raise InvalidRequest("the batch has no items")
+    if len(items) > settings.batch_max_items:
+        raise InvalidRequest(f"the batch has {len(items)} items; at most {settings.batch_max_items} are allowed")
+    return items
+
+
+async def checked_callback(url: HttpUrl | None, settings: Settings) -> str | None:
+    """The callback URL, once its host is one the farm may call (tenancy/targets.py)."""
+    if url is None:
+        return None
+    callback = str(url)
+    await to_thread.run_sync(targets.check, callback, settings)  # resolving its host may block: off the event loop
+    return callback
+
+
+@asynccontextmanager
+async def counted(
+    policy: admission.Policy, plans: Sequence[Plan], peek: Awaitable[CachedAudio | None] | None = None
+) -> AsyncIterator[CachedAudio | None]:
+    """Count the plans in the tenant's windows (TooManyRequests if they have no room) while the
+    block accepts them; if it raises, they were not accepted, and must not count against the
+    tenant. `peek`, the cache's answer, is asked alongside, so that both take one round trip of
+    Redis; the block gets it."""
+    windows = get_windows()
+    taken, hit = await asyncio.gather(
+        windows.take(policy, len(plans), sum(len(p.text) for p in plans)), peek or none(), return_exceptions=True
     )
-
-
-def submit(
-    session: Session,
-    cache: AudioCache,
-    store: Store,
-    tenant_id: str,
-    p: Plan,
-    *,
-    live: Available,
-    idempotency_key: str | None = None,
-    policy: admission.Policy | None = None,
-    **extra: object,
-) -> tuple[Job | CachedAudio, bool]:
-    """The cached audio if it exists, else a job row, committed; and whether the caller must
-    send it (a new job that leads its own synthesis).
-
-    Audio that exists in another format or rate is converted from its lossless master, not
-    synthesized again. The job starts on the first engine of its chain with a live worker and a
-    closed breaker (the first engine when there is none: it waits in that queue). A job whose
-    identical request is already in flight becomes its follower and is not sent: the leader's
-    synthesis completes both. A repeated idempotency key returns the tenant's first job with
-    that key. A new job must fit the tenant's limit of active jobs (`policy`; a batch checks all
-    its items at once). `extra` sets other job fields (callback_url, batch_id, batch_index).
-    Timestamps belong to a job: a hit that asks for them is recorded as a job done from the
-    cache, and its speech aligned unless it already is.
-    """
-    if idempotency_key is not None:
-        first = earlier(session, tenant_id, idempotency_key)
-        if first is not None:
-            return first, False
-    hit = cache.lookup(session, p.keys) or convert_master(session, store, cache, p)
-    if hit is not None and p.timestamps:
-        done = finished_from_cache(tenant_id, p, hit, idempotency_key=idempotency_key, **extra)
-        session.add(done)
-        timestamps.request(session, done)
-        session.commit()
-        return done, False
-    if hit is not None:
-        return hit, False
-    if policy is not None:
-        admission.check_active(session, policy, 1)
-    start = next((i for i, r in enumerate(p.candidates) if live.usable(session, r.engine)), 0)
-    fields = job_fields(tenant_id, p, start, idempotency_key=idempotency_key, **extra)
-    job = Job(**fields, segments=segment_rows(p))
-    session.add(job)
+    if isinstance(taken, BaseException):
+        raise taken
     try:
-        session.commit()
-        return job, True
-    except IntegrityError:  # an identical job is in flight, or a concurrent retry holds the key
-        session.rollback()
-    if idempotency_key is not None and (first := earlier(session, tenant_id, idempotency_key)) is not None:
-        return first, False
-    leader = in_flight(session, p.keys[start])
-    # A follower is spoken by its leader's segments: it has none of its own.
-    job = Job(**fields, leader_id=leader.id if leader else None, segments=[] if leader else segment_rows(p))
-    session.add(job)
-    session.commit()
-    if leader is None:
-        return job, True  # the leader finished between our insert and our look: lead ourselves
-    # The leader may have finished before this follower was visible to it: settle from its row.
-    session.refresh(leader)
-    if leader.status not in ACTIVE:
-        copy_outcome(leader, job)
-        if job.timestamps and job.status == JobStatus.succeeded.value:
-            timestamps.request(session, job)
-        session.commit()
-    return job, False
+        if isinstance(hit, BaseException):
+            raise hit
+        yield hit
+    except Exception:
+        await windows.give_back(taken)
+        raise
 
 
-def job_fields(tenant_id: str, p: Plan, start: int, **extra: object) -> dict[str, object]:
-    """A job row's fields for a plan, starting on candidate `start`."""
-    chain = [
-        Link(r.engine, r.voice.id, r.voice.cloned, key, src)
-        for r, key, src in zip(p.candidates, p.keys, p.sources, strict=True)
-    ]
-    return dict(
-        tenant_id=tenant_id,
-        text=p.text,
-        voice=p.voice.id,
-        voice_version=p.voice.version,
-        language=p.language,
-        quality=p.quality,
-        format=p.format,
-        speed=p.speed,
-        output_rate=p.sample_rate,
-        chain=[link.to_json() for link in chain],
-        engine=p.candidates[start].engine,
-        content_key=p.keys[start],
-        timestamps=p.timestamps,
-        document=bool(p.pieces),
-        **extra,
-    )
-
-
-def segment_rows(p: Plan) -> list[Segment]:
-    """A document's segments, to record with its job."""
-    return [
-        Segment(position=i, text=piece.text, pause=piece.pause, sources=sources)
-        for i, (piece, sources) in enumerate(zip(p.pieces, p.piece_sources, strict=True))
-    ]
-
-
-def finished_from_cache(tenant_id: str, p: Plan, hit: CachedAudio, **extra: object) -> Job:
-    """A job that needs no synthesis (a batch item already cached): recorded as done."""
-    now = utcnow()
-    job = Job(**job_fields(tenant_id, p, 0, **extra))
-    job.status, job.engine, job.content_key, job.object_key = (
-        JobStatus.succeeded.value,
-        hit.engine,
-        hit.content_key,
-        hit.object_key,
-    )
-    job.duration, job.sample_rate, job.started_at, job.finished_at = hit.duration, hit.sample_rate, now, now
-    return job
-
-
-def convert_master(session: Session, store: Store, cache: AudioCache, p: Plan) -> CachedAudio | None:
-    """This request's audio made from a master of the same speech, if one exists."""
-    masters = {
-        row.source_key: row for row in session.scalars(select(Rendition).where(Rendition.source_key.in_(p.sources)))
-    }
-    for source, key in zip(p.sources, p.keys, strict=True):
-        if source in masters:
-            return renditions.convert(session, store, cache, masters[source], key, p.format, p.sample_rate)
+async def none() -> None:
     return None
-
-
-def earlier(session: Session, tenant_id: str, idempotency_key: str) -> Job | None:
-    return session.scalars(
-        select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == idempotency_key)
-    ).first()
-
-
-def create_batch(
-    session: Session,
-    cache: AudioCache,
-    store: Store,
-    tenant_id: str,
-    plans: list[Plan],
-    *,
-    live: Available,
-    callback_url: str | None,
-    policy: admission.Policy,
-) -> tuple[Batch, list[Job]]:
-    """Record a batch and its jobs; returns it and the jobs the caller must send. Items already
-    cached finish at once; duplicates share one synthesis, as identical jobs always do. Every
-    item counts against the tenant's limit of active jobs, checked before anything is recorded."""
-    admission.check_active(session, policy, len(plans))
-    batch = Batch(tenant_id=tenant_id, total=len(plans), callback_url=callback_url)
-    session.add(batch)
-    session.commit()
-    to_send = []
-    for index, p in enumerate(plans):
-        result, new = submit(session, cache, store, tenant_id, p, live=live, batch_id=batch.id, batch_index=index)
-        if isinstance(result, CachedAudio):
-            session.add(finished_from_cache(tenant_id, p, result, batch_id=batch.id, batch_index=index))
-            session.commit()
-        elif new:
-            to_send.append(result)
-    finish_if_done(session, [batch.id])
-    session.commit()
-    return batch, to_send
-
-
-def send(session: Session, jobs: list[Job], settings: Settings, *, batch: Batch | None = None) -> None:
-    """Put one tenant's new jobs on their engines' queues, at fair priorities (batch jobs behind
-    interactive ones). If the broker refuses, nothing of the request is kept: a job no queue
-    holds must not exist, so the job, or the whole batch, is deleted and the caller told the
-    farm is unavailable."""
-    if not jobs:
-        return
-    levels = priorities(session, jobs[0].tenant_id, len(jobs), batch=batch is not None)
-    try:
-        for job, priority in zip(jobs, levels, strict=True):
-            enqueue(Message(job.id, job.engine, job.dispatch, priority, job.document), settings)
-    except Exception as e:
-        for row in [batch] if batch is not None else jobs:
-            session.delete(row)  # a batch's jobs go with it (ON DELETE CASCADE)
-        session.commit()
-        raise Unavailable(f"broker unavailable, {'batch' if batch is not None else 'job'} not accepted: {e}") from None

@@ -22,7 +22,7 @@ from tests.unit.embedded import (
     request,
 )
 from voicefarm.dispatch import names
-from voicefarm.jobs import submit
+from voicefarm.jobs import recording
 from voicefarm.jobs.lifecycle import begin, finish, in_flight
 from voicefarm.library.cache import CachedAudio
 from voicefarm.settings import Settings
@@ -54,7 +54,7 @@ def test_identical_requests_are_recorded_once_and_follow_that_synthesis() -> Non
         assert p.keys[0] != first.content_key
     # The unique index, not the code path, is what keeps it one: a second leader cannot be recorded.
     with pytest.raises(IntegrityError, match=r"UNIQUE constraint failed: jobs\.content_key"), db.session() as s:
-        fields = submit.job_fields(TENANT, plan("Two callers asked for this, and then a third."), 0)
+        fields = recording.job_fields(TENANT, plan("Two callers asked for this, and then a third."), 0)
         s.add(Job(**fields))
         s.flush()
 
@@ -94,7 +94,7 @@ def test_send_puts_the_new_job_on_its_engines_queue(farm: Settings) -> None:
     live("piper")
     queued = new_job("Off to the broker.")
     with db.session() as s:
-        submit.send(s, [s.get(Job, queued.id)], farm)  # type: ignore[list-item]
+        recording.send(s, [s.get(Job, queued.id)], farm)  # type: ignore[list-item]
     [(queue, headers)] = broker_messages(farm)
     assert queue == names.engine_queue("piper")
     assert (headers["id"], headers["task"]) == (queued.id, names.SYNTHESIZE)
