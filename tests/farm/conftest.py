@@ -9,14 +9,18 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -121,18 +125,20 @@ ROOT = Path(__file__).resolve().parents[2]
 XTTS_MAX_GEN_TOKENS = 24  # random weights never emit a stop token: bound the generation
 
 
-def build_tiny_model(engine: str, script: str, out: Path, *args: str) -> None:
-    """A tiny randomly initialised model, built by the engine library's own classes in that
-    engine's worker environment."""
-    python = ROOT / "workers" / engine / ".venv" / "bin" / "python"
-    if not python.is_file():
-        pytest.fail(f"the {engine} worker environment is missing: run workers/{engine}/setup.sh", pytrace=False)
-    subprocess.run(
-        [str(python), str(ROOT / "workers" / engine / "tests" / script), str(out), *args],
-        check=True,
-        capture_output=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
+def build_tiny_models(*builds: tuple[str, str, Path, list[str]]) -> None:
+    """Tiny randomly initialised models, built by each engine library's own classes in that
+    engine's worker environment: (engine, script, out, args). The builds run at once, one a core."""
+    running = []
+    for engine, script, out, args in builds:
+        python = ROOT / "workers" / engine / ".venv" / "bin" / "python"
+        if not python.is_file():
+            pytest.fail(f"the {engine} worker environment is missing: run workers/{engine}/setup.sh", pytrace=False)
+        command = [str(python), str(ROOT / "workers" / engine / "tests" / script), str(out), *args]
+        running.append((command, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)))
+    for command, proc in running:
+        out, _ = proc.communicate()
+        if proc.returncode:
+            raise subprocess.CalledProcessError(proc.returncode, command, out)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -149,14 +155,15 @@ def servers() -> Iterator[None]:
         pytest.fail(f"Redis is not reachable at {REDIS} (run tests/services.sh): {e}", pytrace=False)
 
     with s3_server(S3, TMP / "s3", TMP / "rclone.log"):
-        build_tiny_model(
-            "xtts",
-            "tiny_checkpoint.py",
-            Path(ENV["VOICEFARM_XTTS_MODEL_DIR"]),
-            "--max-gen-tokens",
-            str(XTTS_MAX_GEN_TOKENS),
+        build_tiny_models(
+            (
+                "xtts",
+                "tiny_checkpoint.py",
+                Path(ENV["VOICEFARM_XTTS_MODEL_DIR"]),
+                ["--max-gen-tokens", str(XTTS_MAX_GEN_TOKENS)],
+            ),
+            ("styletts2", "tiny_model.py", Path(ENV["VOICEFARM_STYLETTS2_MODEL_DIR"]), []),
         )
-        build_tiny_model("styletts2", "tiny_model.py", Path(ENV["VOICEFARM_STYLETTS2_MODEL_DIR"]))
         GOOGLE.__enter__()
         service_account_file(GOOGLE, Path(ENV["VOICEFARM_GOOGLE_CREDENTIALS_FILE"]))
         subprocess.run(["voicefarm", "migrate"], check=True, capture_output=True)
@@ -234,6 +241,37 @@ def embedded_up(data_dir: Path, until: str) -> tuple[subprocess.Popen[str], list
         if line.startswith(until):
             break
     return up, lines
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """A `voicefarm up` on the embedded default: its URL, the local API key it printed, where each
+    process serves its metrics, and its data directory."""
+
+    url: str
+    key: str
+    metrics: dict[str, str]
+    data_dir: Path
+
+
+@pytest.fixture(scope="session")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded]:
+    """One embedded farm (no servers) for the tests that use one without stopping it."""
+    data_dir = tmp_path_factory.mktemp("embedded")
+    up, lines = embedded_up(data_dir, until="metrics:")
+    assert up.stdout is not None
+    # Drained from here on, so a full pipe never blocks the farm.
+    threading.Thread(target=up.stdout.read, daemon=True).start()
+    try:
+        text = "".join(lines)
+        key = re.search(r"API key for local development: (\S+)", text)
+        url = re.search(r"farm up at (http://\S+)", text)
+        assert key and url and lines[-1].startswith("metrics:"), text
+        where = dict(part.split(" ") for part in lines[-1].removeprefix("metrics: ").strip().split(", "))
+        yield Embedded(url.group(1), key.group(1), where, data_dir)
+    finally:
+        up.send_signal(signal.SIGTERM)
+        up.wait(60)
 
 
 SLOW_WORKERS = 3

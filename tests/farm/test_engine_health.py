@@ -4,6 +4,7 @@ out of the chains until it works again. Neither hides behind a fallback."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import delete
 
-from tests.farm.conftest import ROOT, build_tiny_model, wait_final
+from tests.farm.conftest import ROOT, wait_final
 from tests.fault_engines import FLAPPING_FLAG
 from voicefarm.store import db
 from voicefarm.store.models import Worker
@@ -73,7 +74,7 @@ def test_a_corrupted_xtts_checkpoint_fails_the_self_test(farm, http, admin_key, 
     """Weights that load but make nothing usable: every parameter NaN. The worker must say so
     and exit, not heartbeat and fail every cloned voice's job."""
     model = tmp_path / "xtts-corrupt"
-    build_tiny_model("xtts", "tiny_checkpoint.py", model, "--max-gen-tokens", "8")
+    shutil.copytree(os.environ["VOICEFARM_XTTS_MODEL_DIR"], model)  # the farm's own, corrupted below
     python = str(ROOT / "workers" / "xtts" / ".venv" / "bin" / "python")
     subprocess.run(
         [

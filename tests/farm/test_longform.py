@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ import pytest
 import soundfile as sf
 from sqlalchemy import select
 
-from tests.farm.conftest import LOGS, _wait, embedded_up, more_workers, wait_final
+from tests.farm.conftest import LOGS, Embedded, _wait, more_workers, wait_final
 from tests.farm.test_streaming import streamed
 from tests.farm.test_timestamps import assert_every_word_once, timestamps
 from voicefarm.dispatch.app import enqueue
@@ -237,25 +236,17 @@ def test_progress_shows_segments_while_it_runs(http: httpx.Client) -> None:
     assert len(seen) >= 3, seen  # it counted up, not from nothing to all at once
 
 
-def test_the_embedded_farm_joins_a_document_too(tmp_path: Path) -> None:
+def test_the_embedded_farm_joins_a_document_too(embedded: Embedded, tmp_path: Path) -> None:
     """No Redis: the chord counts its segments through the result folder beside the filesystem
     broker. `voicefarm say` shows and waits for the segments."""
-    up, lines = embedded_up(tmp_path, until="farm up at")
-    try:
-        key = re.search(r"vf_[\w-]+", "".join(lines))
-        url = re.search(r"farm up at (\S+)", lines[-1])
-        assert key and url, "".join(lines)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VOICEFARM_")}
-        env |= {"VOICEFARM_URL": url.group(1), "VOICEFARM_API_KEY": key.group(0)}
-        ssml = "<speak><p>One document.</p><p>Spoken in two segments, then joined.</p></speak>"
-        out = tmp_path / "doc.wav"
-        done = subprocess.run(["voicefarm", "say", ssml, "-o", str(out)], env=env, capture_output=True, text=True)
-        assert done.returncode == 0, done.stdout + done.stderr
-        samples, rate = sf.read(out, dtype="float32")
-        assert len(samples) / rate > 2 and any(gap >= PARAGRAPH_PAUSE - 0.05 for gap in silences(samples, rate))
-    finally:
-        up.send_signal(signal.SIGTERM)
-        up.communicate(timeout=60)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VOICEFARM_")}
+    env |= {"VOICEFARM_URL": embedded.url, "VOICEFARM_API_KEY": embedded.key}
+    ssml = "<speak><p>One document.</p><p>Spoken in two segments, then joined.</p></speak>"
+    out = tmp_path / "doc.wav"
+    done = subprocess.run(["voicefarm", "say", ssml, "-o", str(out)], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    samples, rate = sf.read(out, dtype="float32")
+    assert len(samples) / rate > 2 and any(gap >= PARAGRAPH_PAUSE - 0.05 for gap in silences(samples, rate))
 
 
 @pytest.mark.fault_injection

@@ -23,7 +23,7 @@ import openai
 import pytest
 import soundfile as sf
 
-from tests.farm.conftest import embedded_up, wait_final
+from tests.farm.conftest import Embedded, wait_final
 from voicefarm.client import AsyncClient, Client, StreamBroken
 from voicefarm.ops.supervisor import Farm
 
@@ -251,23 +251,14 @@ def test_say_streams_to_a_file_and_captions_it(farm: Farm, api_key: str, tmp_pat
     assert cues[0].startswith("1\n00:00:00,") and "The first sentence comes out" in cues[0]
 
 
-def test_the_embedded_farm_streams_through_files(tmp_path: Path) -> None:
-    up, lines = embedded_up(tmp_path, until="farm up at")
-    try:
-        text = "".join(lines)
-        key = re.search(r"API key for local development: (\S+)", text)
-        url = re.search(r"farm up at (http://\S+)", text)
-        assert key and url, text
-        with httpx.Client(base_url=url.group(1), headers={"X-API-Key": key.group(1)}, timeout=60) as http:
-            job_id = http.post("/v1/jobs", json={"text": PARAGRAPH, "format": "pcm"}).json()["id"]
-            data, first = streamed(http, job_id)
-            job = wait_final(http, job_id)
-            assert first < datetime.fromisoformat(job["timings"]["finished"])
-            assert data == stored(http, job)
-        assert list((tmp_path / "streams").glob("*.jsonl")), "the feed is a file under the data dir"
-    finally:
-        up.terminate()
-        up.wait(60)
+def test_the_embedded_farm_streams_through_files(embedded: Embedded) -> None:
+    with httpx.Client(base_url=embedded.url, headers={"X-API-Key": embedded.key}, timeout=60) as http:
+        job_id = http.post("/v1/jobs", json={"text": PARAGRAPH, "format": "pcm"}).json()["id"]
+        data, first = streamed(http, job_id)
+        job = wait_final(http, job_id)
+        assert first < datetime.fromisoformat(job["timings"]["finished"])
+        assert data == stored(http, job)
+    assert list((embedded.data_dir / "streams").glob("*.jsonl")), "the feed is a file under the data dir"
 
 
 def test_stream_waits_while_queued(http: httpx.Client) -> None:

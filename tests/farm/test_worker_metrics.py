@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import delete, update
 
-from tests.farm.conftest import embedded_up, scrape, wait_final
+from tests.farm.conftest import Embedded, scrape, wait_final
 from voicefarm.store import db
 from voicefarm.store.models import Attempt, Job, utcnow
 
@@ -119,18 +119,11 @@ def test_the_reconciler_counts_the_jobs_it_resends(http: httpx.Client, farm) -> 
     assert scrape(farm.metrics["reconciler"])[resent] == before + 1
 
 
-def test_voicefarm_up_says_where_each_workers_metrics_are(tmp_path: Path) -> None:
-    up, lines = embedded_up(tmp_path, until="metrics:")
-    try:
-        key = next(line.rsplit(" ", 1)[1].strip() for line in lines if line.startswith("API key"))
-        where = dict(part.split(" ") for part in lines[-1].removeprefix("metrics: ").strip().split(", "))
-        assert set(where) == {"piper", "reconciler"}, lines
-        url = next(line.split()[3] for line in lines if line.startswith("farm up at"))
-        with httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=30) as http:
-            job = wait_final(http, http.post("/v1/jobs", json={"text": "Embedded, and counted."}).json()["id"])
-        assert job["status"] == "succeeded"
-        assert scrape(where["piper"])[SUCCEEDED] == 1
-        assert scrape(where["reconciler"])[series("voicefarm_reconciled_jobs_total", engine="piper")] == 0
-    finally:
-        up.send_signal(signal.SIGTERM)
-        up.communicate(timeout=60)
+def test_voicefarm_up_says_where_each_workers_metrics_are(embedded: Embedded) -> None:
+    assert set(embedded.metrics) == {"piper", "reconciler"}, embedded.metrics
+    before = scrape(embedded.metrics["piper"]).get(SUCCEEDED, 0.0)
+    with httpx.Client(base_url=embedded.url, headers={"X-API-Key": embedded.key}, timeout=30) as http:
+        job = wait_final(http, http.post("/v1/jobs", json={"text": "Embedded, and counted."}).json()["id"])
+    assert job["status"] == "succeeded"
+    assert scrape(embedded.metrics["piper"])[SUCCEEDED] == before + 1
+    assert scrape(embedded.metrics["reconciler"])[series("voicefarm_reconciled_jobs_total", engine="piper")] == 0
