@@ -22,13 +22,14 @@ $(STAMP): pyproject.toml locks/core.txt locks/uv.txt locks/sync.sh
 demo: $(STAMP)  ## the whole farm on the embedded default: no servers needed
 	$(VENV)/bin/voicefarm demo
 
-# Lint, types and the unit tier: no servers, a minute or so.
+# Lint, types, the layers of docs/architecture.md (import-linter) and the unit tier on every core:
+# no servers, half a minute or so.
 check: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+	$(PY) -m pytest tests/unit -n auto $(PYTEST_ARGS)
 
 # Every tier, each in its own run (the API and farm tiers set the process's settings), then each
 # engine's own suite in its environment. Every suite runs; the target fails if any failed.
