@@ -44,7 +44,7 @@ from docker.utils.build import exclude_paths
 from kombu.transport.redis import Channel
 
 from voicefarm.cli import app as cli_app
-from voicefarm.dispatch.brokers import queue_name
+from voicefarm.dispatch.names import engine_queue
 from voicefarm.dispatch.priorities import LEVELS
 from voicefarm.settings import Settings
 
@@ -411,7 +411,7 @@ def deployments(component_prefix: str) -> dict[str, dict]:
 def queue_lists(prefix: str, engine: str) -> set[str]:
     """The Redis lists of an engine's Celery queue: kombu keeps one per priority level in use,
     "<queue>" for priority 0 and "<queue>\\x06\\x16<priority>" for the others."""
-    base = f"{prefix}:{queue_name(engine)}"
+    base = f"{prefix}:{engine_queue(engine)}"
     return {base if p == 0 else f"{base}{Channel.sep}{p}" for p in LEVELS}
 
 
