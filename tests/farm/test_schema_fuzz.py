@@ -19,6 +19,12 @@ from urllib.parse import quote
 import httpx
 import pytest
 import schemathesis
+
+# schemathesis imports its transports on first use, from each of its worker threads at once, and a
+# thread could find one half made ("cannot import name 'WSGI_TRANSPORT'"): made here, before them.
+import schemathesis.transport.asgi
+import schemathesis.transport.requests
+import schemathesis.transport.wsgi
 from schemathesis.engine import events, from_schema
 from schemathesis.generation import GenerationMode
 from sqlalchemy import func, select
