@@ -11,6 +11,7 @@ from celery import Celery
 
 from voicefarm.dispatch import brokers, names
 from voicefarm.settings import Settings, get_settings
+from voicefarm.store.models import Job
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -67,6 +68,11 @@ class Message:
     dispatch: int
     priority: int
     document: bool = False
+
+    @classmethod
+    def of(cls, job: Job, priority: int) -> Message:
+        """The message that sends this job, as it stands, to its engine's queue."""
+        return cls(job.id, job.engine, job.dispatch, priority, job.document)
 
 
 def part_id(job_id: str, dispatch: int, part: str) -> str:

@@ -87,7 +87,7 @@ def copy_outcome(leader: Job, follower: Job) -> None:
 def message(s: Session, job: Job) -> Message:
     """The message that sends this job, as it stands, to its engine's queue."""
     (priority,) = priorities(s, job.tenant_id, 1, batch=job.batch_id is not None)
-    return Message(job.id, job.engine, job.dispatch, priority, job.document)
+    return Message.of(job, priority)
 
 
 def resend(s: Session, job: Job) -> Message:

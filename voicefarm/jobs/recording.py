@@ -237,7 +237,7 @@ def send(session: Session, jobs: list[Job], settings: Settings, *, batch: Batch 
     levels = priorities(session, jobs[0].tenant_id, len(jobs), batch=batch is not None)
     try:
         for job, priority in zip(jobs, levels, strict=True):
-            enqueue(Message(job.id, job.engine, job.dispatch, priority, job.document), settings)
+            enqueue(Message.of(job, priority), settings)
     except Exception as e:
         for row in [batch] if batch is not None else jobs:
             session.delete(row)  # a batch's jobs go with it (ON DELETE CASCADE)
