@@ -17,7 +17,7 @@ import httpx
 
 from voicefarm.settings import Settings
 
-WORKERS = Path(__file__).resolve().parent.parent / "workers"
+WORKERS = Path(__file__).resolve().parents[2] / "workers"
 
 
 def free_port() -> int:
