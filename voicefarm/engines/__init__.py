@@ -5,6 +5,8 @@ order, to `VOICEFARM_PLUGINS` ("module:factory"), then an entry point of the gro
 `voicefarm.engines` (how the engine packages under workers/ register), then a built-in (Piper,
 Google). Only workers construct engines: the API knows them from what their workers advertise
 (voicefarm/fleet/catalog.py), so it needs no engine code and no model files.
+
+May import: settings, errors. The torch engines live under workers/, never here.
 """
 
 from __future__ import annotations
