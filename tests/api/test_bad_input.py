@@ -179,6 +179,24 @@ def test_what_the_schema_refuses_the_api_refuses(http: TestClient, body: dict, m
     assert state() == before
 
 
+@pytest.mark.parametrize(
+    ("shared", "message"),
+    [
+        ({"format": "ogg*"}, "format 'ogg*' is not supported"),
+        ({"speed": 9}, "speed 9.0 is out of range"),
+        ({"sample_rate": 1}, "sample_rate 1 is out of range"),
+        ({"quality": "ultra"}, "quality 'ultra' is not a tier"),
+    ],
+)
+def test_a_batchs_shared_options_are_checked_even_beside_items(http: TestClient, shared: dict, message: str) -> None:
+    """The schema refuses a bad shared option whether the batch has items or phrases (the fuzzer
+    found a batch of items with `"format": "ogg*"` accepted)."""
+    before = state()
+    r = http.post("/v1/batches", json={"items": [{"text": "Each item has its own options."}], **shared})
+    assert r.status_code == 422 and message in r.json()["error"], r.text
+    assert state() == before
+
+
 def test_a_batch_of_neither_kind_is_named_without_pydantics_prefix(http: TestClient) -> None:
     r = http.post("/v1/batches", json={"format": "wav"})
     assert r.status_code == 422 and r.json()["error"] == "body: give either items or phrases (with voices)"

@@ -18,16 +18,21 @@ from voicefarm.settings import Settings
 MIN_RATE, MAX_RATE = 8000, 48000  # output sample rates a request may ask for
 
 
-class Request(Protocol):
+class Options(Protocol):
+    """How a job is to sound: a request's own, or a batch's shared ones (BatchRequest)."""
+
+    quality: str | None
+    format: str
+    speed: float
+    sample_rate: int | None
+
+
+class Request(Options, Protocol):
     """What a job asks for; the API's JobRequest and BatchItemRequest both are one."""
 
     text: str
     voice: str | None
     language: str | None
-    quality: str | None
-    format: str
-    speed: float
-    sample_rate: int | None
     timestamps: bool
 
 
@@ -49,6 +54,21 @@ class Plan:
     piece_sources: list[dict[str, str]] = field(default_factory=list)
 
 
+def checked(options: Options, settings: Settings) -> str:
+    """The options' quality tier, once every option is one the farm takes (the API's schema says
+    the same, api/contract.py); InvalidRequest naming the first that is not."""
+    if options.format not in FORMATS:
+        raise InvalidRequest(f"format {options.format!r} is not supported; use one of {', '.join(FORMATS)}")
+    if options.sample_rate is not None and not MIN_RATE <= options.sample_rate <= MAX_RATE:
+        raise InvalidRequest(f"sample_rate {options.sample_rate} is out of range [{MIN_RATE}, {MAX_RATE}]")
+    if not settings.min_speed <= options.speed <= settings.max_speed:
+        raise InvalidRequest(f"speed {options.speed} is out of range [{settings.min_speed}, {settings.max_speed}]")
+    quality = options.quality or settings.default_quality
+    if quality not in settings.tiers:
+        raise InvalidRequest(f"quality {quality!r} is not a tier; use one of {', '.join(settings.tiers)}")
+    return quality
+
+
 def plan(request: Request, voice: Voice | None, settings: Settings, catalog: Catalog, scope: str | None = None) -> Plan:
     """Validate a request whose voice the caller has looked up (None: no such voice), and key it
     in the cache `scope` (admission.Policy.key_scope: None is the farm's shared cache). The API's
@@ -59,15 +79,7 @@ def plan(request: Request, voice: Voice | None, settings: Settings, catalog: Cat
     # The text as sent, as the schema's maxLength counts it: normalising may shorten it.
     if len(request.text) > settings.max_text_chars:
         raise InvalidRequest(f"text is {len(request.text)} characters; the maximum is {settings.max_text_chars}")
-    if request.format not in FORMATS:
-        raise InvalidRequest(f"format {request.format!r} is not supported; use one of {', '.join(FORMATS)}")
-    if request.sample_rate is not None and not MIN_RATE <= request.sample_rate <= MAX_RATE:
-        raise InvalidRequest(f"sample_rate {request.sample_rate} is out of range [{MIN_RATE}, {MAX_RATE}]")
-    if not settings.min_speed <= request.speed <= settings.max_speed:
-        raise InvalidRequest(f"speed {request.speed} is out of range [{settings.min_speed}, {settings.max_speed}]")
-    quality = request.quality or settings.default_quality
-    if quality not in settings.tiers:
-        raise InvalidRequest(f"quality {quality!r} is not a tier; use one of {', '.join(settings.tiers)}")
+    quality = checked(request, settings)
     if voice is None:
         raise InvalidRequest(
             f"unknown voice {request.voice or settings.default_voice!r}; GET /v1/voices lists the voices"

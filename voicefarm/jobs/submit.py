@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from voicefarm.engines.base import Voice
 from voicefarm.errors import InvalidRequest
 from voicefarm.fleet.catalog import Catalog, current_catalog
-from voicefarm.jobs.plans import Plan, Request, plan, plan_items
+from voicefarm.jobs.plans import Plan, Request, checked, plan, plan_items
 from voicefarm.jobs.recording import record_and_send, record_and_send_batch
 from voicefarm.library.cache import CachedAudio, get_cache
 from voicefarm.library.voices import cloned_voice
@@ -141,7 +141,9 @@ async def voices(
 
 
 def batch_items(request: BatchRequest, settings: Settings) -> list[BatchItemRequest]:
-    """The batch's items, phrases × voices expanded, if the batch may have that many."""
+    """The batch's items, phrases × voices expanded, if the batch may have that many. Its shared
+    options are checked even when its items carry their own: the schema refuses a bad one either way."""
+    checked(request, settings)
     items = request.expand()
     if not items:
         raise InvalidRequest("the batch has no items")
