@@ -119,6 +119,10 @@ class Settings(BaseSettings):
 
     heartbeat_seconds: float = 5.0
     worker_dead_after_seconds: float = 15.0
+    # A step of a job that cannot reach the database, Redis, the object store or the broker tries
+    # again, with backoff, for this long before it gives up (voicefarm.store.outages); an outage
+    # is never the engine's failure.
+    outage_limit_seconds: float = Field(60.0, gt=0)
     # Re-enqueue a queued job whose broker message is gone after this long (broker restarts).
     reconcile_after_seconds: float = 30.0
 

@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any, Generic, TypeVar, cast
 
 from celery import bootsteps
+from celery.worker import state as worker_state
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
@@ -41,10 +42,11 @@ def owner(attempt_worker: str) -> str | None:
     return name if slash else None
 
 
-def live_names(s: Session, settings: Settings) -> set[str]:
-    """Workers that beat within `worker_dead_after_seconds`."""
+def live_beats(s: Session, settings: Settings) -> dict[str, Worker]:
+    """Workers that beat within `worker_dead_after_seconds`, by name: each with its last beat
+    (`last_seen`) and the task ids it held then (`jobs`)."""
     cutoff = utcnow() - timedelta(seconds=settings.worker_dead_after_seconds)
-    return set(s.scalars(select(Worker.name).where(Worker.last_seen >= cutoff, Worker.self_test.is_(None))))
+    return {w.name: w for w in s.scalars(select(Worker).where(Worker.last_seen >= cutoff, Worker.self_test.is_(None)))}
 
 
 def live_workers(s: Session, settings: Settings) -> dict[str, int]:
@@ -136,16 +138,28 @@ def remember(s: Session, engine: str, capabilities: dict[str, Any]) -> None:
     )
 
 
-def beat(name: str, engine: str, capabilities: dict[str, Any]) -> None:
+def beat(name: str, engine: str, capabilities: dict[str, Any], jobs: Callable[[], list[str]] = list) -> None:
+    """Say the worker lives, and which task ids it holds (`jobs`, read at the time the beat
+    records as its `last_seen`)."""
     with db.session() as s:
         row = s.get(Worker, name)
+        # Read after the row's lock is asked for and before the time is taken: an attempt begun
+        # before `last_seen` is one whose task `jobs` already held.
+        now, holding = utcnow(), jobs()
         if row is None:
             # A worker's first beat, or one after its row was lost: the newest start wins, so
             # a rolled-out model's version reaches the catalog with its first worker.
-            s.add(Worker(name=name, engine=engine, capabilities=capabilities))
+            s.add(Worker(name=name, engine=engine, capabilities=capabilities, last_seen=now, jobs=holding))
             remember(s, engine, capabilities)
         else:
-            row.last_seen = utcnow()
+            row.last_seen, row.jobs = now, holding
+
+
+def held() -> list[str]:
+    """The task ids this worker holds: received and not yet done, whichever process runs them.
+    A task is held from before its pool process begins the job's attempt until it ends."""
+    # Celery's main thread adds and removes requests meanwhile: a dict's copy is one step.
+    return sorted(worker_state.requests.copy())
 
 
 class Heartbeat(bootsteps.StartStopStep):  # type: ignore[misc]
@@ -163,7 +177,7 @@ class Heartbeat(bootsteps.StartStopStep):  # type: ignore[misc]
 
     def _beat(self) -> None:
         try:
-            beat(self.name, self.engine, self.capabilities)
+            beat(self.name, self.engine, self.capabilities, held)
         except Exception:  # a database blip must not stop the worker; the next beat retries
             log.warning("heartbeat failed", exc_info=True)
 

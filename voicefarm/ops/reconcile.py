@@ -3,7 +3,9 @@ workers may disagree. Two repairs, each sending the job again with a new dispatc
 stale copy of its old message finds nothing to do:
 
 - a running job whose worker stopped beating (killed, crashed, its host gone) is sent again at
-  once, rather than after the broker's visibility timeout (minutes) gives its message back;
+  once, rather than after the broker's visibility timeout (minutes) gives its message back; so
+  is one whose worker beats on without holding the job any more (each beat lists the tasks its
+  worker holds);
 - a job whose message the broker lost (a Redis restart without persistence, a crash between
   commit and publish) is sent again, but never one whose message still exists or that a worker
   has just taken.
@@ -21,33 +23,44 @@ from sqlalchemy import select
 
 from voicefarm.dispatch import brokers
 from voicefarm.dispatch.app import Message, enqueue, job_of
-from voicefarm.fleet.heartbeat import live_names, owner
+from voicefarm.fleet.heartbeat import live_beats, owner
 from voicefarm.jobs.batches import sweep
 from voicefarm.jobs.lifecycle import abandon, requeue
 from voicefarm.settings import Settings
 from voicefarm.store import db
-from voicefarm.store.models import Job, JobStatus, Outcome, utcnow
+from voicefarm.store.models import Job, JobStatus, Outcome, Worker, utcnow
 from voicefarm.telemetry import counters
 
 log = logging.getLogger(__name__)
 
 
-def dead_attempts(settings: Settings) -> list[tuple[str, int, str]]:
-    """(job id, attempt id, worker) for open attempts whose worker has stopped beating."""
+def unrun_attempts(settings: Settings) -> list[tuple[str, int, str]]:
+    """(job id, attempt id, why) for open attempts that no live worker runs: their worker
+    stopped beating, or beats on without holding their job (its pool process was killed and
+    the message never came back, or its run gave up during an outage)."""
     cutoff = utcnow() - timedelta(seconds=settings.worker_dead_after_seconds)
+    found = []
     with db.session() as s:
-        alive = live_names(s, settings)
+        beats = live_beats(s, settings)
         running = s.scalars(select(Job).where(Job.status == JobStatus.running.value, Job.leader_id.is_(None))).all()
-        return [
-            (job.id, a.id, name)
-            for job in running
-            for a in job.attempts
-            # An attempt younger than the cutoff began after its worker's last beat we can judge.
-            if a.outcome == Outcome.running
-            and a.started_at <= cutoff
-            and (name := owner(a.worker)) is not None
-            and name not in alive
-        ]
+        for job in running:
+            for a in job.attempts:
+                if a.outcome != Outcome.running or (name := owner(a.worker)) is None:
+                    continue
+                worker = beats.get(name)
+                if worker is None:
+                    # An attempt younger than the cutoff began after its worker's last beat we can judge.
+                    if a.started_at <= cutoff:
+                        found.append((job.id, a.id, f"the worker {name} stopped beating during synthesis"))
+                # A beat after the attempt began was taken while the worker held its task.
+                elif worker.jobs is not None and a.started_at < worker.last_seen and job.id not in held(worker):
+                    found.append((job.id, a.id, f"the worker {name} no longer holds the job"))
+    return found
+
+
+def held(worker: Worker) -> set[str]:
+    """The jobs whose tasks (a job's own, or a document's parts) the worker held at its last beat."""
+    return {job_of(task_id) for task_id in worker.jobs or []}
 
 
 def send(found: Iterable[Message | None], counter: Counter, settings: Settings, why: str) -> list[str]:
@@ -64,10 +77,9 @@ def send(found: Iterable[Message | None], counter: Counter, settings: Settings, 
 
 
 def recover(settings: Settings) -> list[str]:
-    """Send again the jobs whose worker died under them; returns their ids."""
-    error = "the worker {} stopped beating during synthesis (killed, crashed or cut off)"
-    found = (abandon(job_id, attempt, error.format(worker)) for job_id, attempt, worker in dead_attempts(settings))
-    return send(found, counters.recovered, settings, "whose worker died")
+    """Send again the jobs whose attempts no live worker runs; returns their ids."""
+    found = (abandon(job_id, attempt, why) for job_id, attempt, why in unrun_attempts(settings))
+    return send(found, counters.recovered, settings, "that no live worker runs")
 
 
 def orphans(settings: Settings, older_than: float) -> set[str]:
@@ -103,6 +115,9 @@ def reconcile(settings: Settings, older_than: float | None = None, settle_second
     job is re-sent for a lost message only if it is an orphan twice, `settle_seconds` apart: a
     message a worker had just taken is by then a running job."""
     older_than = settings.reconcile_after_seconds if older_than is None else older_than
+    if brokers.for_settings(settings).emptied():
+        # Every message is gone at once: any queued job may be an orphan, however young.
+        older_than = 0
     with db.session() as s:
         sweep(s)
     resent = recover(settings)

@@ -301,6 +301,9 @@ class Worker(Base):
     # What its engine advertised (Capabilities.to_json, plus "self_test"): voices, languages,
     # cloning, model version, device.
     capabilities: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The task ids (voicefarm.dispatch.app.job_of) the worker held at its last beat, `last_seen`:
+    # an attempt it began before then and no longer holds is one nobody runs. None: no beat yet.
+    jobs: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class EngineCapabilities(Base):

@@ -49,7 +49,7 @@ reconciled = Counter(
     "voicefarm_reconciled_jobs", "Jobs re-enqueued because their broker message was lost", ["engine"], registry=None
 )
 recovered = Counter(
-    "voicefarm_recovered_jobs", "Jobs sent again because their worker stopped beating", ["engine"], registry=None
+    "voicefarm_recovered_jobs", "Jobs sent again because no live worker ran them", ["engine"], registry=None
 )
 
 FINAL_OUTCOMES = (Outcome.succeeded.value, Outcome.failed.value, Outcome.lost.value)

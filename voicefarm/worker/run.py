@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from celery import Task, signals
 from celery.exceptions import SoftTimeLimitExceeded
@@ -30,6 +30,7 @@ from voicefarm.library.voices import latents_key
 from voicefarm.settings import get_settings
 from voicefarm.store import db
 from voicefarm.store.objects import get_store
+from voicefarm.store.outages import best_effort, ride_out
 from voicefarm.worker import slots
 from voicefarm.worker.slots import Slot
 
@@ -96,7 +97,7 @@ def attempt(run: Run, slot: Slot, live: bool = True) -> tuple[CachedAudio, float
         sample_key, voice = run.sample
         request = replace(
             request,
-            reference=reference.load(store.get(sample_key)),
+            reference=reference.load(ride_out(lambda: store.get(sample_key), f"voice {voice.id}'s sample")),
             reference_key=latents_key(voice, engine().name, engine_version()),
         )
     started = time.perf_counter()
@@ -128,25 +129,38 @@ def keep(audio: Audio, key: str, source: str, fmt: str, rate: int | None) -> Cac
     is_master = fmt == MASTER and output_rate(fmt, audio.sample_rate, rate) == audio.sample_rate
     # The master is encoded and stored beside the rendition, not after it: both wait on C code
     # (libsndfile, which lets go of the GIL) or on the store, not on each other.
-    beside = None if is_master else _beside.submit(lambda: store.put(master_key, encode(audio, MASTER)[0], MASTER_TYPE))
+    beside = None if is_master else _beside.submit(lambda: put(master_key, encode(audio, MASTER)[0], MASTER_TYPE))
     data, actual = encode(audio, fmt, rate)
-    store.put(object_key, data, content_type(fmt))
+    put(object_key, data, content_type(fmt))
     if beside is None:
-        store.put(master_key, data, MASTER_TYPE)
+        put(master_key, data, MASTER_TYPE)
     else:
         beside.result()
     return CachedAudio(key, object_key, store.url(object_key), engine().name, fmt, audio.duration, actual)
 
 
+def put(key: str, data: bytes, content_type: str) -> None:
+    """Store an object, riding out an outage of the store."""
+    store = get_store()
+    ride_out(lambda: store.put(key, data, content_type), f"storing {key}")
+
+
 def published(run: Run, pieces: Iterator[Audio]) -> Iterator[Audio]:
-    """The engine's pieces, each appended to the job's feed as it comes: listeners hear it now."""
+    """The engine's pieces, each appended to the job's feed as it comes: listeners hear it now.
+    The feed is best effort: after an append lost to an outage, listeners hear a cut stream,
+    and the job goes on to store and record its audio."""
     feed = get_feed()
+    live = True
     for piece in pieces:
-        feed.append(run.job_id, Entry(run.attempt_id, engine().name, "audio", piece))
+        entry = Entry(run.attempt_id, engine().name, "audio", piece)
+        live = live and best_effort(partial(feed.append, run.job_id, entry), f"job {run.job_id}'s live feed")
         yield piece
 
 
 def ended(run: Run, kind: Kind, error: str | None = None) -> None:
     """Mark the attempt's end in the job's feed: `end` once its audio is stored and recorded,
     `failed` before the job moves on, so a listener never hears two engines spliced."""
-    get_feed().append(run.job_id, Entry(run.attempt_id, engine().name, kind, error=error))
+    best_effort(
+        lambda: get_feed().append(run.job_id, Entry(run.attempt_id, engine().name, kind, error=error)),
+        f"job {run.job_id}'s live feed",
+    )

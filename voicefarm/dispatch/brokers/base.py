@@ -20,5 +20,10 @@ class Broker(ABC):
         """Messages waiting on each engine's queue."""
 
     @abstractmethod
+    def emptied(self) -> bool:
+        """Whether the broker may have lost every message it held (a restart without persistence)
+        since it was last asked; True the first time it is asked."""
+
+    @abstractmethod
     def message_ids(self) -> set[str]:
         """Task ids (= job ids) of every job message held: waiting, or delivered but unacked."""

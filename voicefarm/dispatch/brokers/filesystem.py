@@ -34,6 +34,9 @@ class FilesystemBroker(Broker):
             "polling_interval": self.polling_interval,
         }
 
+    def emptied(self) -> bool:
+        return False  # its messages are files: a restart keeps them
+
     def worker_flags(self) -> list[str]:
         # No broadcast exchange on this transport: gossip, mingle and event heartbeats need one.
         return ["--without-gossip", "--without-mingle", "--without-heartbeat"]

@@ -45,6 +45,10 @@ class RedisBroker(Broker):
 
         return {engine: depth(engine_queue(engine)) for engine in engines}
 
+    def emptied(self) -> bool:
+        # A mark that only a Redis that lost its data lacks: SET NX says whether it was missing.
+        return bool(self.client.set(f"{self.prefix}broker-mark", 1, nx=True))
+
     def message_ids(self) -> set[str]:
         raw: list[bytes | str] = []
         for key in self.client.scan_iter(f"{self.prefix}{engine_queue('*')}", _type="list"):
