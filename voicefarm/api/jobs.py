@@ -34,7 +34,7 @@ errors: dict[int | str, dict[str, Any]] = {code: {"model": Problem} for code in 
     "/jobs",
     status_code=202,
     response_model=JobOut,
-    responses={**errors, 429: {"model": Problem, "headers": RETRY_AFTER}},
+    responses={**errors, **{code: {"model": Problem, "headers": RETRY_AFTER} for code in (429, 503)}},
 )
 async def create_job(
     body: JobRequest,
