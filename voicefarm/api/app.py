@@ -28,6 +28,7 @@ STATUS: dict[type[errors.VoicefarmError], int] = {
     errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.NotReady: 409,
+    errors.JobFailed: 409,  # the state the client asked about, not a fault of the server
     errors.TooManyRequests: 429,
     errors.Unavailable: 503,
 }
