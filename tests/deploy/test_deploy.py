@@ -618,6 +618,7 @@ def test_alert_rules_are_well_formed() -> None:
         "voicefarm_job_latency_seconds_bucket",
         "voicefarm_live_workers",
         "voicefarm_cache_requests_total",
+        "voicefarm_reconcile_last_success_timestamp_seconds",
     ]:
         assert metric in watched
 

@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -229,37 +230,35 @@ def reconcile(
     metrics_port: Annotated[int | None, metrics_port_option("reconcile")] = None,
 ) -> None:
     """Send again the jobs of workers that stopped beating, and jobs that wait in the database but
-    whose broker message was lost. With --every, also collect what retention no longer keeps,
-    every VOICEFARM_GC_INTERVAL_SECONDS, and serve the counts of what it did at /metrics on
-    --metrics-port."""
+    whose broker message was lost. With --every, keep doing so however many passes fail (an
+    outage of Redis or PostgreSQL: each is logged, and the next waits longer), also collect what
+    retention no longer keeps, every VOICEFARM_GC_INTERVAL_SECONDS, and serve the counts of what
+    it did, and when its last pass succeeded, at /metrics on --metrics-port."""
     settings = get_settings()
     if every is not None:
         serve_metrics(settings, metrics_port, "reconcile")
     # After the metrics are served: these import prometheus_client.
     from voicefarm.library.retention import Periodic
+    from voicefarm.ops.reconcile import keep_reconciling
     from voicefarm.ops.reconcile import reconcile as run
     from voicefarm.telemetry import counters
 
     counters.initialise_reconciler(settings)
+    if every is None:
+        console.print(f"sent again {len(run(settings))} job(s)")
+        return
 
     def say(line: str) -> None:
         console.print(line, markup=False, soft_wrap=True)  # an error's text may hold [brackets]
 
-    collector = Periodic(settings, say) if every is not None else None
-    while True:
-        if collector is not None:
-            collector.poll()
-        try:
-            resent = run(settings)
-            if resent or every is None:
-                console.print(f"sent again {len(resent)} job(s)")
-        except Exception as e:  # a broker or database outage: try again next round
-            if every is None:
-                raise
-            console.print(f"[yellow]reconcile failed, retrying in {every} s: {e}[/yellow]")
-        if every is None:
-            return
-        time.sleep(every)
+    collector = Periodic(settings, say)
+
+    def one_pass() -> None:
+        collector.poll()
+        if resent := run(settings):
+            say(f"sent again {len(resent)} job(s)")
+
+    keep_reconciling(one_pass, every, threading.Event())  # never set: it runs until the process is stopped
 
 
 def _dev_key(settings: Settings) -> str:
