@@ -211,6 +211,16 @@ class Flows:
             )
         )
 
+    def stream_refused(self, job: JobOut, response: httpx.Response) -> Flow[FarmError]:
+        """Why GET /v1/jobs/{id}/stream refused. Its 409 is a job that failed, or one whose audio
+        cannot stream yet: the job, asked again, says which; a failed one is JobFailed, with its
+        final state."""
+        error = error_from(response)
+        if response.status_code != 409 or job.id is None:
+            return error
+        final = yield from self.get(job.id)
+        return JobFailed(error.message, final) if final.status == "failed" else error
+
     def download(self, source: JobOut | BatchItem) -> Flow[bytes]:
         if isinstance(source, JobOut) and source.status == "failed":
             raise JobFailed(f"job {source.id} failed: {source.error}", source)
@@ -305,12 +315,6 @@ def _request(http: httpx.Client | httpx.AsyncClient, call: Call, api_key: str) -
     return http.build_request(call.method, call.url, json=call.json, data=call.data, files=call.files, headers=headers)
 
 
-def stream_error(job: JobOut, response: httpx.Response) -> FarmError:
-    """Why GET /v1/jobs/{id}/stream refused; a 502 is the job failing before its audio began."""
-    error = error_from(response)
-    return JobFailed(error.message, job) if response.status_code == 502 else error
-
-
 def cut_off(job: JobOut, e: httpx.TransportError) -> StreamBroken:
     assert job.id is not None
     return StreamBroken(f"the stream of job {job.id} was cut off ({e}); poll the job for its audio", job.id)
@@ -393,7 +397,7 @@ class Client:
         with self.http.stream("GET", f"/v1/jobs/{job.id}/stream", headers=headers, timeout=timeout) as response:
             if response.is_error:
                 response.read()
-                raise stream_error(job, response)
+                raise self._run(self.flows.stream_refused(job, response))
             try:
                 yield from response.iter_bytes()
             except httpx.TransportError as e:
@@ -510,7 +514,7 @@ class AsyncClient:
         async with self.http.stream("GET", f"/v1/jobs/{job.id}/stream", headers=headers, timeout=timeout) as response:
             if response.is_error:
                 await response.aread()
-                raise stream_error(job, response)
+                raise await self._run(self.flows.stream_refused(job, response))
             try:
                 async for chunk in response.aiter_bytes():
                     yield chunk

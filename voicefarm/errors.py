@@ -85,7 +85,12 @@ class TooManyRequests(VoicefarmError):
 
 
 class Unavailable(VoicefarmError):
-    """The farm cannot take the request now (no live worker, a server down): retry later."""
+    """The farm cannot take the request now (no live worker, a server down, a voice its engines
+    have yet to advertise): retry later; after `retry_after` seconds when the farm can tell."""
+
+    def __init__(self, message: str, status: int | None = None, retry_after: int | None = None) -> None:
+        super().__init__(message, status)
+        self.retry_after = retry_after
 
 
 class AudioRejected(VoicefarmError):

@@ -153,8 +153,9 @@ class Problem(BaseModel):
     error: str
 
 
-# A 429's header in the OpenAPI schema: the submission was over one of the tenant's limits.
-RETRY_AFTER = {"Retry-After": {"description": "Seconds until the limit may admit it", "schema": {"type": "integer"}}}
+# A submission's 429 (over one of the tenant's limits) and 503 (a voice its engines have yet to
+# advertise) carry it in the OpenAPI schema.
+RETRY_AFTER = {"Retry-After": {"description": "Seconds after which to try again", "schema": {"type": "integer"}}}
 
 
 class BatchItemRequest(JobRequest):

@@ -45,12 +45,14 @@ class Settings(BaseSettings):
     s3_secret_access_key: str | None = None
     s3_presign_seconds: int = 3600
 
-    api_host: str = "127.0.0.1"  # the address the API, and the workers' metrics, listen on
+    api_host: str = "127.0.0.1"  # the address the API, and the metrics of workers and the reconciler, listen on
     api_port: int = 8000
-    # Each worker and the reconciler serve the counts of their own work at
-    # http://<api_host>:<metrics_port>/metrics (voicefarm.telemetry.counters); 0: any free port, logged.
-    # `voicefarm up` gives each its own.
-    metrics_port: int = 9101
+    # Each worker, and the reconciler, serve the counts of their own work at
+    # http://<api_host>:<port>/metrics (voicefarm.telemetry.counters), each kind on a port of its
+    # own, since one host may run them all; 0: any free port, logged. `voicefarm up` gives each
+    # process its own.
+    metrics_port: int = 9101  # workers'
+    reconciler_metrics_port: int = 9102
     public_url: str = ""  # how clients reach the API (for URLs in webhooks); default http://api_host:api_port
     batch_max_items: int = 10_000
     # Admission, per tenant: farm defaults that a tenant's row may override (`voicefarm tenants

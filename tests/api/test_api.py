@@ -3,12 +3,13 @@ may see it, and how each error of the farm's tree becomes an HTTP status and a m
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from voicefarm.settings import get_settings
 from voicefarm.store import db
-from voicefarm.store.models import Batch, Job
+from voicefarm.store.models import Batch, Job, JobStatus, utcnow
 from voicefarm.telemetry import stats
 from voicefarm.tenancy.auth import create_key
 
@@ -78,3 +79,26 @@ def test_callbacks_into_the_farms_network_are_refused_and_nothing_is_kept(http: 
     with db.session() as s:
         assert s.scalar(select(func.count(Job.id)).where(Job.text == "Call the inside.")) == 0
         assert s.scalar(select(func.count(Batch.id)).where(Batch.callback_url.is_not(None))) == 0
+
+
+FAILURE = "every engine failed: piper: RuntimeError: no voice today"
+
+
+def fail(job_id: str) -> None:
+    """Record the job as its last engine's worker would: failed for good."""
+    with db.session() as s:
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(status=JobStatus.failed.value, error=FAILURE, finished_at=utcnow())
+        )
+
+
+# wav is relayed from the job's feed; flac, which cannot stream as it is made, only once stored.
+@pytest.mark.parametrize("fmt", ["wav", "flac"])
+def test_a_failed_jobs_stream_is_a_409_that_carries_its_error(http: TestClient, fmt: str) -> None:
+    """The job's state is what the client asked about, not a fault of the server: no 5xx."""
+    job_id = http.post("/v1/jobs", json={"text": f"Nobody will say this in {fmt}.", "format": fmt}).json()["id"]
+    fail(job_id)
+    r = http.get(f"/v1/jobs/{job_id}/stream")
+    assert r.status_code == 409 and r.json() == {"error": f"job {job_id} failed: {FAILURE}"}, r.text

@@ -571,18 +571,21 @@ def test_prometheus_config() -> None:
     assert api["metrics_path"] == "/metrics" and api["static_configs"][0]["targets"] == [
         f"api:{env['VOICEFARM_API_PORT']}"
     ]
-    # Every replica of every worker and of the reconciler, on the port they serve their counts on.
-    (discovery,) = workers["dns_sd_configs"]
+    # Every replica of every worker and of the reconciler, on the port each serves its counts on.
+    ports = {"worker": env["VOICEFARM_METRICS_PORT"], "reconcile": env["VOICEFARM_RECONCILER_METRICS_PORT"]}
     counting = {
-        name for name, s in compose()["services"].items() if s.get("command", [""])[0] in ("worker", "reconcile")
+        (name, ports[command])
+        for name, s in compose()["services"].items()
+        if (command := s.get("command", [""])[0]) in ports
     }
-    assert workers["metrics_path"] == "/metrics" and set(discovery["names"]) == counting
-    assert discovery["type"] == "A" and str(discovery["port"]) == env["VOICEFARM_METRICS_PORT"]
+    discovered = {(name, str(d["port"])) for d in workers["dns_sd_configs"] for name in d["names"]}
+    assert workers["metrics_path"] == "/metrics" and discovered == counting
+    assert all(d["type"] == "A" for d in workers["dns_sd_configs"])
 
 
 def test_k8s_pods_are_scraped_where_they_serve(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = settings_from(k8s_settings_env(), monkeypatch)
-    ports = {"api": settings.api_port, "worker": settings.metrics_port, "reconcile": settings.metrics_port}
+    ports = {"api": settings.api_port, "worker": settings.metrics_port, "reconcile": settings.reconciler_metrics_port}
     for name, doc in deployments("").items():
         (container,) = pod_spec(doc)["containers"]
         role = container["args"][0]
@@ -615,6 +618,7 @@ def test_alert_rules_are_well_formed() -> None:
         "voicefarm_job_latency_seconds_bucket",
         "voicefarm_live_workers",
         "voicefarm_cache_requests_total",
+        "voicefarm_reconcile_last_success_timestamp_seconds",
     ]:
         assert metric in watched
 

@@ -62,6 +62,7 @@ ENV = {
     # Workers started by hand beside the farm, by this run or another's: any free port. The
     # farm's own get theirs from Farm (farm.metrics).
     "VOICEFARM_METRICS_PORT": "0",
+    "VOICEFARM_RECONCILER_METRICS_PORT": "0",
     "VOICEFARM_ENGINES": json.dumps(["piper", "xtts", "styletts2", "google", *FAULTS, *IDLE, *SPARE]),
     "VOICEFARM_STYLETTS2_MODEL_DIR": str(TMP / "styletts2-model"),
     "VOICEFARM_GOOGLE_ENDPOINT": GOOGLE.url,

@@ -113,7 +113,7 @@ def test_a_format_that_cannot_stream_streams_only_its_stored_file(http: httpx.Cl
     r = http.get(f"/v1/jobs/{failed['id']}/stream")
     assert (
         failed["status"] == "failed"
-        and r.status_code == 502
+        and r.status_code == 409
         and r.json()["error"].startswith(f"job {failed['id']} failed")
     )
 
@@ -148,10 +148,10 @@ def test_a_failure_after_the_audio_began_cuts_the_stream(http: httpx.Client) -> 
 
 
 @pytest.mark.fault_injection
-def test_a_job_that_fails_before_any_audio_is_a_502(http: httpx.Client) -> None:
+def test_a_job_that_fails_before_any_audio_is_a_409(http: httpx.Client) -> None:
     job_id = http.post("/v1/jobs", json={"text": f"{PARAGRAPH} (hopeless)", "quality": "hopeless"}).json()["id"]
     r = http.get(f"/v1/jobs/{job_id}/stream")
-    assert r.status_code == 502 and f"job {job_id} failed: every engine failed" in r.json()["error"]
+    assert r.status_code == 409 and f"job {job_id} failed: every engine failed" in r.json()["error"]
 
 
 def test_openai_streams_audio_chunked_and_a_repeat_from_the_cache(oai: openai.OpenAI, http: httpx.Client) -> None:

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from voicefarm.client import AsyncClient, Client, Invalid, Unavailable, verify_signature
+from voicefarm.client import AsyncClient, Client, Invalid, JobFailed, NotReady, Unavailable, verify_signature
 from voicefarm.ops.supervisor import free_port
 from voicefarm.schemas import JobOut
 from voicefarm.signing import signature
@@ -134,3 +134,26 @@ def test_waiting_on_a_cache_hit_returns_it_without_a_call() -> None:
     with Scripted([]) as server, Client(server.url, "key") as client:
         assert client.wait(hit) == hit
     assert server.requests == []
+
+
+def test_a_failed_jobs_stream_raises_job_failed_with_its_final_state() -> None:
+    """A stream's 409 is a failed job, or one whose audio cannot stream yet: the job says which."""
+    failed = {**QUEUED, "status": "failed", "error": "every engine failed: piper: boom"}
+    refused = (409, {}, {"error": "job j1 failed: every engine failed: piper: boom"})
+    not_yet = (409, {}, {"error": "job j1 is queued: its format 'flac' cannot be streamed as it is made"})
+    script = [refused, (200, {}, failed), not_yet, (200, {}, QUEUED)]
+    job = JobOut.model_validate(QUEUED)
+
+    async def stream() -> bytes:
+        async with AsyncClient(server.url, "key") as client:
+            return await anext(client.stream_job(job))
+
+    with Scripted(script) as server, Client(server.url, "key") as client:
+        with pytest.raises(JobFailed, match="job j1 failed: every engine failed: piper: boom") as e:
+            next(client.stream_job(job))
+        assert e.value.job.status == "failed"
+        with pytest.raises(NotReady, match="cannot be streamed"):
+            next(client.stream_job(job))
+    with Scripted(script) as server, pytest.raises(JobFailed) as e:
+        asyncio.run(stream())
+    assert e.value.job.status == "failed"

@@ -28,6 +28,7 @@ STATUS: dict[type[errors.VoicefarmError], int] = {
     errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.NotReady: 409,
+    errors.JobFailed: 409,  # the state the client asked about, not a fault of the server
     errors.TooManyRequests: 429,
     errors.Unavailable: 503,
 }
@@ -98,7 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(errors.VoicefarmError)
     async def farm_error(_: Request, e: errors.VoicefarmError) -> JSONResponse:
-        retry = {"Retry-After": str(e.retry_after)} if isinstance(e, errors.TooManyRequests) else None
+        after = e.retry_after if isinstance(e, errors.TooManyRequests | errors.Unavailable) else None
+        retry = None if after is None else {"Retry-After": str(after)}
         return JSONResponse({"error": e.message}, status_code=status_of(e), headers=retry)
 
     @app.exception_handler(RequestValidationError)

@@ -23,7 +23,7 @@ errors: dict[int | str, dict[str, Any]] = {code: {"model": Problem} for code in 
     "/batches",
     status_code=202,
     response_model=BatchOut,
-    responses={**errors, 429: {"model": Problem, "headers": RETRY_AFTER}},
+    responses={**errors, **{code: {"model": Problem, "headers": RETRY_AFTER} for code in (429, 503)}},
 )
 async def create_batch(body: BatchRequest, request: Request, s: DB, caller: Caller) -> BatchOut:
     """Submit many items at once, or phrases × voices. Cached items finish at once; duplicates

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, StreamingResponse
 from sqlalchemy.orm import Session, selectinload
@@ -34,7 +34,7 @@ errors: dict[int | str, dict[str, Any]] = {code: {"model": Problem} for code in 
     "/jobs",
     status_code=202,
     response_model=JobOut,
-    responses={**errors, 429: {"model": Problem, "headers": RETRY_AFTER}},
+    responses={**errors, **{code: {"model": Problem, "headers": RETRY_AFTER} for code in (429, 503)}},
 )
 async def create_job(
     body: JobRequest,
@@ -112,7 +112,7 @@ def get_audio(name: str, s: DB, caller: Caller) -> Response:
 
 @router.get(
     "/jobs/{job_id}/stream",
-    responses={**errors, 200: {"content": {"audio/wav": {}}}, 502: {"model": Problem}},
+    responses={**errors, 200: {"content": {"audio/wav": {}}}},
 )
 async def stream_job_audio(
     job_id: str,
@@ -126,11 +126,12 @@ async def stream_job_audio(
     """The job's audio as it is synthesized, chunk by chunk: call it while the job is queued
     and it starts with the first audio; a finished job streams its stored file. A failure
     after the audio began cuts the stream short; the job itself goes on down its chain. A job
-    in a format that cannot be streamed (flac, ogg) streams only its stored file."""
+    in a format that cannot be streamed (flac, ogg) streams only its stored file. A job that
+    failed before its audio began is a 409 carrying the job's error."""
     job = await run_in_threadpool(owned_job, s, caller, job_id)
     fmt = format or job.format
     if fmt not in STREAM_FORMATS and job.status == JobStatus.failed.value:
-        raise HTTPException(502, f"job {job_id} failed: {job.error}")
+        raise JobFailed(f"job {job_id} failed: {job.error}")
     if fmt not in STREAM_FORMATS and job.status != JobStatus.succeeded.value:
         raise NotReady(
             f"job {job_id} is {job.status}: its format {fmt!r} cannot be streamed as it is made; ask again "
@@ -142,11 +143,7 @@ async def stream_job_audio(
         chunks = stored_chunks(s, job.object_key, job.format, fmt, job.output_rate)
     else:
         chunks = live_chunks(s, job.id, job.format, fmt, job.output_rate)
-    try:
-        body = await started(chunks)
-    except JobFailed as e:
-        raise HTTPException(502, e.message) from None
-    return StreamingResponse(body, media_type=content_type(fmt))
+    return StreamingResponse(await started(chunks), media_type=content_type(fmt))
 
 
 @router.get("/jobs/{job_id}/timestamps", response_model=TimestampsOut, responses=errors)

@@ -131,8 +131,8 @@ def still_running(job_id: str, status: str, timeout: float) -> HTTPException:
     "/audio/speech",
     responses={
         200: {"content": {"audio/mpeg": {}, "text/event-stream": {}}},
-        **{code: {"model": OpenAIProblem} for code in (400, 401, 409, 422, 502, 503, 504)},
-        429: {"model": OpenAIProblem, "headers": RETRY_AFTER},
+        **{code: {"model": OpenAIProblem} for code in (400, 401, 409, 422, 502, 504)},
+        **{code: {"model": OpenAIProblem, "headers": RETRY_AFTER} for code in (429, 503)},
     },
 )
 async def create_speech(body: SpeechRequest, s: DB, caller: Caller) -> StreamingResponse:

@@ -2,9 +2,9 @@
 OpenAI endpoint's `stream_format` ("audio": the bytes, "sse": server-sent events).
 
 A stream answers once its first audio is ready, so a job that fails before any is an ordinary
-error (502) rather than a cut stream. After that, a failure cuts it: a raw stream is closed
-before its final chunk (clients see a truncated transfer), an SSE stream ends with an `error`
-event naming the job.
+error (JobFailed: the job stream's 409, OpenAI's 502) rather than a cut stream. After that, a
+failure cuts it: a raw stream is closed before its final chunk (clients see a truncated
+transfer), an SSE stream ends with an `error` event naming the job.
 """
 
 from __future__ import annotations

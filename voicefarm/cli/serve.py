@@ -13,9 +13,10 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -45,26 +46,37 @@ def api(
     )
 
 
-def _serve_metrics(settings: Settings, port: int | None) -> None:
-    """Serve this process's counts, and its pool children's, before anything counts."""
+# The setting of each metrics-serving command's default port: one host may run them all, started
+# one by one as the README's command table shows, so no two share one.
+METRICS_PORTS = {"worker": "metrics_port", "reconcile": "reconciler_metrics_port"}
+
+
+def serve_metrics(settings: Settings, port: int | None, command: str) -> None:
+    """Serve this process's counts, and its pool children's, before anything counts: on `port`,
+    else on the command's own default."""
     # Not above: the exporter must configure prometheus_client before anything imports it.
     from voicefarm.telemetry import exporter
 
-    port = settings.metrics_port if port is None else port
+    setting = METRICS_PORTS[command]
+    port = int(getattr(settings, setting)) if port is None else port
     try:
         bound = exporter.serve(settings.api_host, port)
     except OSError as e:
         console.print(
-            f"[red]cannot serve metrics on {settings.api_host}:{port}: {e}[/red]; give each worker "
-            "on a host its own --metrics-port (VOICEFARM_METRICS_PORT), or 0 for any free port"
+            f"[red]cannot serve metrics on {settings.api_host}:{port}: {e}[/red]; give each {command} "
+            f"on a host its own --metrics-port (VOICEFARM_{setting.upper()}), or 0 for any free port"
         )
         raise typer.Exit(1) from None
     console.print(f"metrics at http://{settings.api_host}:{bound}/metrics")
 
 
-MetricsPort = Annotated[
-    int | None, typer.Option(help="Serve this process's metrics on this port (VOICEFARM_METRICS_PORT; 0: any).")
-]
+def metrics_port_option(command: str) -> Any:
+    """--metrics-port, naming the setting and default it overrides for `command`."""
+    setting = METRICS_PORTS[command]
+    default = Settings.model_fields[setting].default
+    return typer.Option(
+        help=f"Serve this process's metrics on this port (VOICEFARM_{setting.upper()}, {default}; 0: any)."
+    )
 
 
 def worker(
@@ -78,7 +90,7 @@ def worker(
         typer.Option(help="Two processes per synthesis: one stores and records a job, the other synthesizes the next."),
     ] = False,
     loglevel: Annotated[str, typer.Option()] = "info",
-    metrics_port: MetricsPort = None,
+    metrics_port: Annotated[int | None, metrics_port_option("worker")] = None,
 ) -> None:
     """Run a Celery worker for one engine, once the engine has passed its self-test; each
     process loads the model before its first job. Exits 1 when the self-test fails. Its main
@@ -87,7 +99,7 @@ def worker(
     settings = get_settings()
     # First: the port is taken before a model loads for minutes, and the counters' storage is
     # chosen before anything imports the Prometheus client.
-    _serve_metrics(settings, metrics_port)
+    serve_metrics(settings, metrics_port, "worker")
     from voicefarm import engines
     from voicefarm.fleet import selftest
     from voicefarm.telemetry import counters
@@ -215,40 +227,38 @@ def flower(
 
 def reconcile(
     every: Annotated[float | None, typer.Option(help="Keep running, reconciling every SECONDS.")] = None,
-    metrics_port: MetricsPort = None,
+    metrics_port: Annotated[int | None, metrics_port_option("reconcile")] = None,
 ) -> None:
     """Send again the jobs of workers that stopped beating, and jobs that wait in the database but
-    whose broker message was lost. With --every, also collect what retention no longer keeps,
-    every VOICEFARM_GC_INTERVAL_SECONDS, and serve the counts of what it did at /metrics on
-    --metrics-port."""
+    whose broker message was lost. With --every, keep doing so however many passes fail (an
+    outage of Redis or PostgreSQL: each is logged, and the next waits longer), also collect what
+    retention no longer keeps, every VOICEFARM_GC_INTERVAL_SECONDS, and serve the counts of what
+    it did, and when its last pass succeeded, at /metrics on --metrics-port."""
     settings = get_settings()
     if every is not None:
-        _serve_metrics(settings, metrics_port)
+        serve_metrics(settings, metrics_port, "reconcile")
     # After the metrics are served: these import prometheus_client.
     from voicefarm.library.retention import Periodic
+    from voicefarm.ops.reconcile import keep_reconciling
     from voicefarm.ops.reconcile import reconcile as run
     from voicefarm.telemetry import counters
 
     counters.initialise_reconciler(settings)
+    if every is None:
+        console.print(f"sent again {len(run(settings))} job(s)")
+        return
 
     def say(line: str) -> None:
         console.print(line, markup=False, soft_wrap=True)  # an error's text may hold [brackets]
 
-    collector = Periodic(settings, say) if every is not None else None
-    while True:
-        if collector is not None:
-            collector.poll()
-        try:
-            resent = run(settings)
-            if resent or every is None:
-                console.print(f"sent again {len(resent)} job(s)")
-        except Exception as e:  # a broker or database outage: try again next round
-            if every is None:
-                raise
-            console.print(f"[yellow]reconcile failed, retrying in {every} s: {e}[/yellow]")
-        if every is None:
-            return
-        time.sleep(every)
+    collector = Periodic(settings, say)
+
+    def one_pass() -> None:
+        collector.poll()
+        if resent := run(settings):
+            say(f"sent again {len(resent)} job(s)")
+
+    keep_reconciling(one_pass, every, threading.Event())  # never set: it runs until the process is stopped
 
 
 def _dev_key(settings: Settings) -> str:

@@ -45,6 +45,13 @@ class Catalog:
     def voice(self, voice_id: str) -> Voice | None:
         return next((v for _, v in self.voices() if v.id == voice_id), None)
 
+    def unadvertised(self, quality: str) -> list[str]:
+        """The tier's configured engines that no worker has advertised yet: a voice the catalog
+        lacks, or one the tier cannot speak yet, may be theirs."""
+        return [
+            name for name in self.settings.tiers[quality] if name in self.settings.engines and name not in self.engines
+        ]
+
     def candidates(self, quality: str, voice: Voice, language: str) -> list[Candidate]:
         """The tier's engines that can speak this request, best first: engines that clone the
         voice, or have it; then, for a cloned voice, engines with its fallback built-in voice;

@@ -3,13 +3,14 @@ keyed (jobs/keys.py) for every engine of its chain, before anything of it is cou
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from voicefarm.audio.codec import FORMATS
 from voicefarm.engines.base import Voice
-from voicefarm.errors import InvalidRequest
+from voicefarm.errors import InvalidRequest, Unavailable
 from voicefarm.fleet.catalog import Candidate, Catalog
 from voicefarm.jobs import segments
 from voicefarm.jobs.keys import content_key, normalise_language, normalise_text, source_key
@@ -81,15 +82,17 @@ def plan(request: Request, voice: Voice | None, settings: Settings, catalog: Cat
         raise InvalidRequest(f"text is {len(request.text)} characters; the maximum is {settings.max_text_chars}")
     quality = checked(request, settings)
     if voice is None:
-        raise InvalidRequest(
-            f"unknown voice {request.voice or settings.default_voice!r}; GET /v1/voices lists the voices"
-        )
+        unknown = f"unknown voice {request.voice or settings.default_voice!r}"
+        not_yet(unknown, quality, settings, catalog)
+        raise InvalidRequest(f"{unknown}; GET /v1/voices lists the voices")
     language = normalise_language(request.language or voice.language)
     if not voice.cloned and language.split("-")[0] != voice.language.split("-")[0]:
         raise InvalidRequest(f"language {language!r} is not supported by voice {voice.id!r} ({voice.language})")
     candidates = catalog.candidates(quality, voice, language)
     if not candidates:
-        raise InvalidRequest(f"no engine in quality tier {quality!r} can speak voice {voice.id!r} in {language!r}")
+        problem = f"no engine in quality tier {quality!r} can speak voice {voice.id!r} in {language!r}"
+        not_yet(problem, quality, settings, catalog)
+        raise InvalidRequest(problem)
     pieces = (
         segments.split(request.text, settings.segment_chars)
         if segments.is_document(request.text, settings.segment_chars)
@@ -117,6 +120,18 @@ def plan(request: Request, voice: Voice | None, settings: Settings, catalog: Cat
         pieces,
         [{c.engine: key(piece.text, c) for c in candidates} for piece in pieces],
     )
+
+
+def not_yet(problem: str, quality: str, settings: Settings, catalog: Catalog) -> None:
+    """Unavailable, to retry, while an engine of the tier has yet to advertise its voices (a
+    fresh farm, its workers starting): they may settle `problem`, so it is no client's mistake yet."""
+    if waiting := catalog.unadvertised(quality):
+        # A worker advertises as it starts, and the API reads the catalog again every few
+        # seconds: a beat later is the soonest an answer can change.
+        raise Unavailable(
+            f"{problem} so far; engines not yet advertised: {', '.join(waiting)}; retry once their workers start",
+            retry_after=math.ceil(settings.heartbeat_seconds),
+        )
 
 
 def plan_items(

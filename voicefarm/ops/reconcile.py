@@ -9,13 +9,16 @@ stale copy of its old message finds nothing to do:
 - a job whose message the broker lost (a Redis restart without persistence, a crash between
   commit and publish) is sent again, but never one whose message still exists or that a worker
   has just taken.
+
+`voicefarm reconcile --every` runs these passes in keep_reconciling, which no failed pass ends.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from prometheus_client import Counter
@@ -127,3 +130,29 @@ def reconcile(settings: Settings, older_than: float | None = None, settle_second
     time.sleep(settle_seconds)
     found = (requeue(job_id) for job_id in first & orphans(settings, older_than))
     return resent + send(found, counters.reconciled, settings, "whose broker message was lost")
+
+
+# Seconds before the pass after a failed one: at first, and at most (unless the period is longer).
+RETRY_FIRST, RETRY_LONGEST = 1.0, 60.0
+
+
+def keep_reconciling(one_pass: Callable[[], object], every: float, stop: threading.Event) -> None:
+    """Run `one_pass` every `every` seconds until `stop` is set. A pass that raises (Redis or
+    PostgreSQL down) is logged and ends nothing: the next one comes after a wait that doubles
+    with each failure in a row, so an outage makes no hot loop, and is back to `every` after a
+    success. Each success sets the gauge of the last one, which an alert watches."""
+    failures = 0
+    while not stop.is_set():
+        try:
+            one_pass()
+        except Exception as e:
+            failures += 1
+            wait = min(max(every, RETRY_FIRST) * 2 ** (failures - 1), max(every, RETRY_LONGEST))
+            # The traceback once per outage: the same one every round would bury everything else.
+            log.warning(
+                "reconcile pass failed (%d in a row), next in %g s: %s", failures, wait, e, exc_info=failures == 1
+            )
+        else:
+            failures, wait = 0, every
+            counters.reconciled_at.set_to_current_time()
+        stop.wait(wait)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -50,6 +50,13 @@ reconciled = Counter(
 )
 recovered = Counter(
     "voicefarm_recovered_jobs", "Jobs sent again because no live worker ran them", ["engine"], registry=None
+)
+# 0 until the first pass succeeds: a reconciler that never has is as stale as one that stopped.
+reconciled_at = Gauge(
+    "voicefarm_reconcile_last_success_timestamp_seconds",
+    "Unix time of the reconciler's last successful pass",
+    registry=None,
+    multiprocess_mode="max",  # the reconciler's own process sets it; a later pass has a later time
 )
 
 FINAL_OUTCOMES = (Outcome.succeeded.value, Outcome.failed.value, Outcome.lost.value)
