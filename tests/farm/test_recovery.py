@@ -20,7 +20,7 @@ from sqlalchemy import delete, func, select
 from tests.farm.conftest import ENV, LOGS, wait_final
 from voicefarm.dispatch import brokers
 from voicefarm.dispatch.names import engine_queue
-from voicefarm.fleet.heartbeat import live_workers, owner
+from voicefarm.fleet.heartbeat import live_beats, live_workers, owner
 from voicefarm.ops.supervisor import Farm
 from voicefarm.settings import get_settings
 from voicefarm.store import db
@@ -97,6 +97,37 @@ def test_a_job_whose_worker_died_runs_again_within_seconds_and_once(
     assert len(job_of(http, job_id)["attempts"]) == 2  # the stale copy began nothing
     with db.session() as s:
         assert s.scalar(select(func.count()).where(Rendition.content_key == job["content_key"])) == 1
+
+
+@pytest.mark.fault_injection
+def test_a_job_whose_pool_process_died_and_whose_message_never_came_back_runs_again(
+    http: httpx.Client, slow_workers: list[subprocess.Popen[bytes]]
+) -> None:
+    """The worker lives on and beats, but its job is gone from it: its beats stop listing the
+    job, and the reconciler sends it again."""
+    settings = get_settings()
+    job_id = http.post("/v1/jobs", json={"text": "My pool process dies, and my message with it.", **SLOW}).json()["id"]
+    job = wait_for("the job to start", lambda: (j := job_of(http, job_id))["attempts"] and j)
+    worker, pool_process = job["attempts"][0]["worker"].rsplit("/", 1)
+    # What a broker that lost the message leaves: nothing to redeliver when the pool process dies.
+    r = redis.Redis.from_url(ENV["VOICEFARM_BROKER_URL"])
+    prefix = ENV["VOICEFARM_REDIS_PREFIX"]
+    for tag in unacked(job_id):
+        r.hdel(f"{prefix}:unacked", tag)
+        r.zrem(f"{prefix}:unacked_index", tag)
+    os.kill(int(pool_process), signal.SIGKILL)
+    killed = time.time()
+
+    job = wait_final(http, job_id)
+    assert job["status"] == "succeeded", job
+    assert [(a["engine"], a["outcome"]) for a in job["attempts"]] == [("slow", "lost"), ("slow", "succeeded")]
+    assert job["attempts"][0]["error"] == f"the worker {worker} no longer holds the job"
+    again = datetime.fromisoformat(job["attempts"][1]["started_at"]).timestamp() - killed
+    bound = settings.heartbeat_seconds + settings.reconcile_after_seconds / 2  # a beat, then a reconcile pass
+    print(f"ran again {again:.1f} s after its pool process was killed (bound {bound:.0f} s)")
+    assert again <= bound + 5, f"ran again only after {again:.1f} s"
+    with db.session() as s:
+        assert worker in live_beats(s, settings)  # its worker lived on throughout
 
 
 FLOOD = 300  # at one job a second per worker, minutes of work: first come, first served would show

@@ -5,7 +5,7 @@ stale copy of its old message finds nothing to do:
 - a running job whose worker stopped beating (killed, crashed, its host gone) is sent again at
   once, rather than after the broker's visibility timeout (minutes) gives its message back; so
   is one whose worker beats on without holding the job any more (each beat lists the tasks its
-  worker holds);
+  worker holds) while the broker holds no message of it;
 - a job whose message the broker lost (a Redis restart without persistence, a crash between
   commit and publish) is sent again, but never one whose message still exists or that a worker
   has just taken.
@@ -36,13 +36,15 @@ from voicefarm.telemetry import counters
 
 log = logging.getLogger(__name__)
 
+Attempted = tuple[str, int, str]  # (job id, attempt id, why it is given up)
 
-def unrun_attempts(settings: Settings) -> list[tuple[str, int, str]]:
-    """(job id, attempt id, why) for open attempts that no live worker runs: their worker
-    stopped beating, or beats on without holding their job (its pool process was killed and
-    the message never came back, or its run gave up during an outage)."""
+
+def unrun_attempts(settings: Settings) -> tuple[list[Attempted], list[Attempted]]:
+    """Open attempts that no live worker runs: (dead, dropped). A dead one's worker stopped
+    beating; a dropped one's worker beats on without holding its job (its pool process was
+    killed, or its run gave up during an outage)."""
     cutoff = utcnow() - timedelta(seconds=settings.worker_dead_after_seconds)
-    found = []
+    dead, dropped = [], []
     with db.session() as s:
         beats = live_beats(s, settings)
         running = s.scalars(select(Job).where(Job.status == JobStatus.running.value, Job.leader_id.is_(None))).all()
@@ -54,11 +56,23 @@ def unrun_attempts(settings: Settings) -> list[tuple[str, int, str]]:
                 if worker is None:
                     # An attempt younger than the cutoff began after its worker's last beat we can judge.
                     if a.started_at <= cutoff:
-                        found.append((job.id, a.id, f"the worker {name} stopped beating during synthesis"))
+                        dead.append((job.id, a.id, f"the worker {name} stopped beating during synthesis"))
                 # A beat after the attempt began was taken while the worker held its task.
                 elif worker.jobs is not None and a.started_at < worker.last_seen and job.id not in held(worker):
-                    found.append((job.id, a.id, f"the worker {name} no longer holds the job"))
-    return found
+                    dropped.append((job.id, a.id, f"the worker {name} no longer holds the job"))
+    return dead, dropped
+
+
+def unheld(settings: Settings) -> set[Attempted]:
+    """Dropped attempts (unrun_attempts) whose job has no message in the broker either: none
+    will run it again. A pool process killed under its job gives the message back, and the job
+    runs again from it."""
+    _, dropped = unrun_attempts(settings)
+    if not dropped:
+        return set()
+    # Read after the beats: a message on its way back to a queue is held, or queued, by then.
+    queued = {job_of(task_id) for task_id in brokers.for_settings(settings).message_ids()}
+    return {attempt for attempt in dropped if attempt[0] not in queued}
 
 
 def held(worker: Worker) -> set[str]:
@@ -79,9 +93,16 @@ def send(found: Iterable[Message | None], counter: Counter, settings: Settings, 
     return sent
 
 
-def recover(settings: Settings) -> list[str]:
-    """Send again the jobs whose attempts no live worker runs; returns their ids."""
-    found = (abandon(job_id, attempt, why) for job_id, attempt, why in unrun_attempts(settings))
+def recover(settings: Settings, settle_seconds: float = 1.0) -> list[str]:
+    """Send again the jobs whose attempts no live worker runs; returns their ids. A dropped
+    attempt must be unheld twice, `settle_seconds` apart: a message a worker has just taken
+    from the broker is in neither place for a moment, and in the worker's next beat."""
+    dead, _ = unrun_attempts(settings)
+    dropped = unheld(settings)
+    if dropped:
+        time.sleep(settle_seconds)
+        dropped &= unheld(settings)
+    found = (abandon(job_id, attempt, why) for job_id, attempt, why in [*dead, *sorted(dropped)])
     return send(found, counters.recovered, settings, "that no live worker runs")
 
 
@@ -123,7 +144,7 @@ def reconcile(settings: Settings, older_than: float | None = None, settle_second
         older_than = 0
     with db.session() as s:
         sweep(s)
-    resent = recover(settings)
+    resent = recover(settings, settle_seconds)
     first = orphans(settings, older_than)
     if not first:
         return resent
