@@ -17,13 +17,14 @@ segment never raises but to retry.
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from celery import Task, chord, group, shared_task
 
 from voicefarm.audio.codec import decode
 from voicefarm.audio.join import join_segments
 from voicefarm.dispatch import names
-from voicefarm.dispatch.app import Message, enqueue, get_celery, part_id, run_options
+from voicefarm.dispatch.app import Message, get_celery, part_id, run_options
 from voicefarm.jobs.document import Ready, begin_join, begin_segment, fail_segment, fan_out, finish_segment
 from voicefarm.jobs.feeds import Entry, get_feed
 from voicefarm.jobs.lifecycle import Run, finish, reroute
@@ -31,7 +32,8 @@ from voicefarm.library.cache import get_cache
 from voicefarm.library.renditions import master_key
 from voicefarm.settings import get_settings
 from voicefarm.store.objects import get_store
-from voicefarm.worker.run import attempt, engine, engine_slot, keep, worker_name
+from voicefarm.store.outages import best_effort, is_outage, ride_out
+from voicefarm.worker.run import attempt, engine, engine_slot, keep, send, worker_name
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ log = logging.getLogger(__name__)
 @shared_task(name=names.DOCUMENT)
 def document(job_id: str, dispatch: int) -> None:
     name = engine().name
-    plan = fan_out(job_id, name, dispatch)
+    plan = ride_out(lambda: fan_out(job_id, name, dispatch), f"document {job_id}: fan out")
     if plan is None:
         return
     hear(job_id, plan.ready)
@@ -64,47 +66,66 @@ def document(job_id: str, dispatch: int) -> None:
 def segment(self: Task, job_id: str, dispatch: int, position: int) -> None:
     name = engine().name
     with engine_slot(self) as slot:
-        run = begin_segment(job_id, name, worker_name(), dispatch, position)
+        run = ride_out(
+            lambda: begin_segment(job_id, name, worker_name(), dispatch, position), f"document {job_id}: begin"
+        )
         if not isinstance(run, Run):
             hear(job_id, run)
             return
         try:
             audio, seconds, _ = attempt(run, slot, live=False)
-        except Exception as e:  # any failure, the soft time limit included
+        except Exception as e:  # any failure but an outage, the soft time limit included
+            if is_outage(e):
+                raise  # the engine's run is not to blame: the reconciler sends the document again
             error = f"{type(e).__name__}: {e}"
             log.warning("document %s, segment %d failed on %s: %s", job_id, position, name, error)
             retries = get_settings().segment_retries
             last = self.request.retries >= retries
-            following = fail_segment(job_id, dispatch, run.attempt_id, error, last=last)
+            following = ride_out(
+                lambda: fail_segment(job_id, dispatch, run.attempt_id, error, last=last), f"document {job_id}: fail"
+            )
             if not last:
                 raise self.retry(countdown=0, max_retries=retries) from None
             if following is not None:
-                enqueue(following, get_settings())
+                send(following)
             return
-        ready = finish_segment(job_id, dispatch, run.attempt_id, run.source, audio, seconds)
-        get_cache().put(audio)
+        ready = ride_out(
+            lambda: finish_segment(job_id, dispatch, run.attempt_id, run.source, audio, seconds),
+            f"document {job_id}: finish segment {position}",
+        )
+        best_effort(lambda: get_cache().put(audio), "the URL cache")
         hear(job_id, ready)
 
 
 @shared_task(name=names.JOIN)
 def join(job_id: str, dispatch: int) -> None:
-    begun = begin_join(job_id, engine().name, worker_name(), dispatch)
+    begun = ride_out(lambda: begin_join(job_id, engine().name, worker_name(), dispatch), f"document {job_id}: join")
     if isinstance(begun, Message):
-        enqueue(begun, get_settings())
+        send(begun)
     if begun is None or isinstance(begun, Message):
         return
     try:
         store = get_store()
-        parts = [(decode(store.get(master_key(source))), pause) for source, pause in begun.parts]
+        parts = [
+            (decode(ride_out(partial(store.get, master_key(source)), f"segment {source}")), pause)
+            for source, pause in begun.parts
+        ]
         audio = keep(join_segments(parts), begun.key, begun.source, begun.format, begun.rate)
     except Exception as e:
-        following = reroute(job_id, begun.attempt_id, f"join: {type(e).__name__}: {e}")
+        if is_outage(e):
+            raise
+        error = f"join: {type(e).__name__}: {e}"
+        following = ride_out(lambda: reroute(job_id, begun.attempt_id, error), f"document {job_id}: reroute")
         if following is not None:
-            enqueue(following, get_settings())
+            send(following)
         return
-    if finish(job_id, begun.attempt_id, audio=audio, seconds=begun.seconds):
-        get_cache().put(audio)
-        get_feed().append(job_id, Entry(begun.speaker, engine().name, "end"))
+    if ride_out(
+        lambda: finish(job_id, begun.attempt_id, audio=audio, seconds=begun.seconds), f"document {job_id}: finish"
+    ):
+        best_effort(lambda: get_cache().put(audio), "the URL cache")
+        best_effort(
+            lambda: get_feed().append(job_id, Entry(begun.speaker, engine().name, "end")), f"document {job_id}'s feed"
+        )
 
 
 def hear(job_id: str, ready: Ready | None) -> None:

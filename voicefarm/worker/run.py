@@ -20,6 +20,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from voicefarm import engines
 from voicefarm.audio import quality, reference
 from voicefarm.audio.codec import MASTER, content_type, encode, output_rate
+from voicefarm.dispatch.app import Message, enqueue
 from voicefarm.engines.base import Audio, Engine, Word, joined, stream
 from voicefarm.fleet.heartbeat import process_name
 from voicefarm.jobs.feeds import Entry, Kind, get_feed
@@ -137,6 +138,11 @@ def keep(audio: Audio, key: str, source: str, fmt: str, rate: int | None) -> Cac
     else:
         beside.result()
     return CachedAudio(key, object_key, store.url(object_key), engine().name, fmt, audio.duration, actual)
+
+
+def send(message: Message) -> None:
+    """Send a job on (to its next engine, or again), riding out an outage of the broker."""
+    ride_out(lambda: enqueue(message, get_settings()), f"job {message.job_id}: send to {message.engine}")
 
 
 def put(key: str, data: bytes, content_type: str) -> None:

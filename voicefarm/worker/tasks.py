@@ -18,13 +18,11 @@ from typing import Any
 from celery import Task, shared_task
 
 from voicefarm.dispatch import names
-from voicefarm.dispatch.app import enqueue
 from voicefarm.jobs.lifecycle import begin, finish, reroute
 from voicefarm.library import timestamps
 from voicefarm.library.cache import get_cache
-from voicefarm.settings import get_settings
 from voicefarm.store.outages import best_effort, is_outage, ride_out
-from voicefarm.worker.run import attempt, ended, engine, engine_slot, worker_name
+from voicefarm.worker.run import attempt, ended, engine, engine_slot, send, worker_name
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +46,9 @@ def synthesize(self: Task, job_id: str, dispatch: int | None = None) -> None:
                 error = f"{type(e).__name__}: {e}"
                 log.warning("job %s failed on %s: %s", job_id, name, error)
     if error is None:
-        if ride_out(lambda: finish(job_id, run.attempt_id, audio=cached, seconds=seconds, words=words), "finish"):
+        if ride_out(
+            lambda: finish(job_id, run.attempt_id, audio=cached, seconds=seconds, words=words), f"job {job_id}: finish"
+        ):
             best_effort(lambda: get_cache().put(cached), "the URL cache")
             ended(run, "end")
         else:
@@ -57,7 +57,7 @@ def synthesize(self: Task, job_id: str, dispatch: int | None = None) -> None:
     ended(run, "failed", error)
     following = ride_out(lambda: reroute(job_id, run.attempt_id, error), f"job {job_id}: reroute")
     if following is not None:
-        ride_out(lambda: enqueue(following, get_settings()), f"job {job_id}: send to {following.engine}")
+        send(following)
 
 
 @shared_task(name=names.LOST)
@@ -75,7 +75,7 @@ def lost(request: Any, exc: BaseException, traceback: Any) -> None:
         lambda: reroute(job_id, None, f"{type(exc).__name__}: {exc}", engine=engine_name), f"job {job_id}: reroute"
     )
     if following is not None:
-        ride_out(lambda: enqueue(following, get_settings()), f"job {job_id}: send to {following.engine}")
+        send(following)
 
 
 @shared_task(name=names.ALIGN)
