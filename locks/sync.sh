@@ -5,6 +5,9 @@
 # download and one copy of torch on disk.
 # Local packages named after the lock (engine packages under workers/) go in the same way:
 # editable, no dependencies.
+# Everything installed is compiled to bytecode once, here: where no process may write bytecode
+# (PYTHONDONTWRITEBYTECODE, as on CI), each would otherwise compile every module it imports,
+# torch's included, every time it starts.
 #   locks/sync.sh VENV LOCK [PACKAGE_DIR...]
 set -euo pipefail
 
@@ -20,7 +23,7 @@ if [ ! -x "$uv" ]; then
     "$root/.venv/bin/python" -m pip install -q --require-hashes --no-deps -r "$root/locks/uv.txt"
 fi
 [ -x "$venv/bin/python" ] || "$uv" venv -q --python "${PYTHON:-python3}" "$venv"
-"$uv" pip sync -q --python "$venv/bin/python" --require-hashes "$lock"
+"$uv" pip sync -q --compile-bytecode --python "$venv/bin/python" --require-hashes "$lock"
 editables=(-e "$root")
 for package in "$@"; do
     editables+=(-e "$package")
