@@ -100,6 +100,11 @@ ENV = {
     "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
 }
 os.environ.update(ENV)
+# Where no bytecode may be written beside the sources (PYTHONDONTWRITEBYTECODE), every process
+# the tier starts would compile voicefarm's own modules again (the environments' were compiled as
+# they were installed). They share a cache instead, outside the source tree, gone with the run.
+if os.environ.pop("PYTHONDONTWRITEBYTECODE", None):
+    os.environ["PYTHONPYCACHEPREFIX"] = str(TMP / "pycache")
 
 from sqlalchemy import delete, select  # noqa: E402
 
