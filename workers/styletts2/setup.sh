@@ -11,7 +11,8 @@ root="$(cd "$here/../.." && pwd)"
 venv="$here/.venv"
 stamp="$venv/.installed-stamp"
 
-if [ "$stamp" -nt "$root/locks/styletts2.txt" ] && [ "$stamp" -nt "$root/pyproject.toml" ] \
+if [ "$stamp" -nt "$root/locks/styletts2.txt" ] && [ "$stamp" -nt "$root/locks/sync.sh" ] \
+    && [ "$stamp" -nt "$root/pyproject.toml" ] \
     && [ "$stamp" -nt "${BASH_SOURCE[0]}" ] && [ "$stamp" -nt "$here/pyproject.toml" ] \
     && [ "$stamp" -nt "$root/workers/torchkit/pyproject.toml" ]; then
     exit 0
