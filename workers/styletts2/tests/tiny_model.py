@@ -11,7 +11,10 @@ laid out as upstream: Models/LibriTTS/{config.yml, epochs_2nd_00020.pth} and
 Utils/{ASR, JDC, PLBERT}/. Configs are the package's own with smaller model_params;
 checkpoints are saved in the formats the package's loaders read.
 
-Usage: python tiny_model.py OUT_DIR [--frames-per-token N]
+With `full`, every size is the released LibriTTS model's (the package's own configs, unshrunk):
+what a benchmark needs to cost what the trained model costs.
+
+Usage: python tiny_model.py OUT_DIR [--frames-per-token N] [--full]
 """
 
 from __future__ import annotations
@@ -91,8 +94,9 @@ def warm_spectral_norm(encoder: torch.nn.Module, steps: int = 30) -> None:
     encoder.eval()
 
 
-def build_model_dir(out_dir: Path, *, frames_per_token: int = 2) -> Path:
-    """Write a loadable random StyleTTS2 model into out_dir and return out_dir.
+def build_model_dir(out_dir: Path, *, frames_per_token: int = 2, full: bool = False) -> Path:
+    """Write a loadable random StyleTTS2 model into out_dir and return out_dir: the smallest the
+    package allows, or with `full` the released LibriTTS model's sizes.
 
     Every phoneme token lasts frames_per_token frames (MEL_FRAME_SAMPLES samples each): the
     duration predictor is fixed so output length follows from the text, as a trained one's
@@ -103,7 +107,7 @@ def build_model_dir(out_dir: Path, *, frames_per_token: int = 2) -> Path:
     torch.manual_seed(0)  # the same model every build
 
     asr_config = package_config("Utils/ASR/config.yml")
-    asr_config["model_params"] |= ASR_PARAMS
+    asr_config["model_params"] |= {} if full else ASR_PARAMS
     write_yaml(paths["ASR_CONFIG_URL"], asr_config)
     text_aligner = ASRCNN(**asr_config["model_params"])
     save(paths["ASR_CHECKPOINT_URL"], {"model": text_aligner.state_dict()})
@@ -112,7 +116,7 @@ def build_model_dir(out_dir: Path, *, frames_per_token: int = 2) -> Path:
     save(paths["F0_CHECKPOINT_URL"], {"net": pitch_extractor.state_dict()})
 
     bert_config = package_config("Utils/PLBERT/config.yml")
-    bert_config["model_params"] |= PLBERT_PARAMS
+    bert_config["model_params"] |= {} if full else PLBERT_PARAMS
     write_yaml(paths["BERT_CONFIG_URL"], bert_config)
     bert = CustomAlbert(AlbertConfig(**bert_config["model_params"]))
     # load_plbert strips "module.encoder." (training wrapped PL-BERT) and deletes the
@@ -122,7 +126,7 @@ def build_model_dir(out_dir: Path, *, frames_per_token: int = 2) -> Path:
     save(paths["BERT_CHECKPOINT_URL"], {"net": bert_state})
 
     config = package_config("Configs/config_libritts.yml")
-    config["model_params"] = merge(config["model_params"], MODEL_PARAMS)
+    config["model_params"] = merge(config["model_params"], {} if full else MODEL_PARAMS)
     write_yaml(out_dir / CONFIG, config)
     model = build_model(recursive_munch(config["model_params"]), text_aligner, pitch_extractor, bert)
     warm_spectral_norm(model.style_encoder)
@@ -153,8 +157,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--frames-per-token", type=int, default=2)
+    parser.add_argument("--full", action="store_true", help="the released LibriTTS model's sizes")
     ns = parser.parse_args()
-    print(build_model_dir(ns.out_dir, frames_per_token=ns.frames_per_token))
+    print(build_model_dir(ns.out_dir, frames_per_token=ns.frames_per_token, full=ns.full))
 
 
 if __name__ == "__main__":

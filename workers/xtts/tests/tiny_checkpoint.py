@@ -62,10 +62,14 @@ GPT_DIMS: dict[Dims, dict[str, int]] = {
 }
 # GPT audio vocabulary of XTTS v2: 1024 DVAE codes, then the start and stop codes.
 NUM_AUDIO_TOKENS = 1026
+# Text vocabulary: the small BPE trained here, or padded to the released vocabulary's size so
+# that the text embedding and head have their real shapes.
+TEXT_TOKENS: dict[Dims, int | None] = {"tiny": None, "real": 6681}
 
 
-def train_vocab(path: Path, vocab_size: int = 400) -> None:
-    """Train a small BPE with the special and language tokens XTTS's tokenizer expects."""
+def train_vocab(path: Path, vocab_size: int = 400, pad_to: int | None = None) -> None:
+    """Train a small BPE with the special and language tokens XTTS's tokenizer expects, padded
+    with unused tokens to `pad_to` ids when given."""
     tokenizer = Tokenizer(models.BPE(unk_token="[UNK]"))
     tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
     trainer = trainers.BpeTrainer(
@@ -75,6 +79,8 @@ def train_vocab(path: Path, vocab_size: int = 400) -> None:
         show_progress=False,
     )
     tokenizer.train_from_iterator(CORPUS.strip().splitlines(), trainer=trainer)
+    if pad_to is not None:
+        tokenizer.add_tokens([f"[unused{n}]" for n in range(pad_to - tokenizer.get_vocab_size())])
     tokenizer.save(str(path))
 
 
@@ -96,6 +102,18 @@ def make_config(dims: Dims, max_gen_tokens: int) -> XttsConfig:
     return XttsConfig(model_args=args, gpt_cond_len=30, gpt_cond_chunk_len=4, max_ref_len=30)
 
 
+def init_model(out_dir: Path, *, dims: Dims, max_gen_tokens: int) -> Xtts:
+    """A random XTTS v2 with its vocabulary written to out_dir/vocab.json; on whatever device
+    is the default ("meta" builds one without allocating its weights)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train_vocab(out_dir / "vocab.json", pad_to=TEXT_TOKENS[dims])
+    model = Xtts(make_config(dims, max_gen_tokens))
+    # init_models reads the text-token count and ids from the tokenizer into config.model_args.
+    model.tokenizer = VoiceBpeTokenizer(vocab_file=out_dir / "vocab.json")
+    model.init_models()
+    return model
+
+
 def build_checkpoint(out_dir: Path, *, dims: Dims = "tiny", max_gen_tokens: int = 24) -> Path:
     """Write a loadable random XTTS v2 checkpoint into out_dir and return out_dir.
 
@@ -103,14 +121,8 @@ def build_checkpoint(out_dir: Path, *, dims: Dims = "tiny", max_gen_tokens: int 
     samples at 22.05 kHz, about 46 ms).
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    train_vocab(out_dir / "vocab.json")
-
-    config = make_config(dims, max_gen_tokens)
-    model = Xtts(config)
-    # init_models reads the text-token count and ids from the tokenizer into config.model_args.
-    model.tokenizer = VoiceBpeTokenizer(vocab_file=out_dir / "vocab.json")
-    model.init_models()
+    model = init_model(out_dir, dims=dims, max_gen_tokens=max_gen_tokens)
+    config = model.config
     with torch.no_grad():
         # Random weights would otherwise pick the stop code at random (about 1 in 1026 per
         # step), making output length, and timings, a matter of chance.
