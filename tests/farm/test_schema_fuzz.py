@@ -27,7 +27,7 @@ import schemathesis.transport.requests
 import schemathesis.transport.wsgi
 from schemathesis.engine import events, from_schema
 from schemathesis.generation import GenerationMode
-from sqlalchemy import exists, func, select
+from sqlalchemy import func, select
 
 from tests.farm.conftest import LOGS
 from tests.farm.test_batches import Receiver
@@ -171,12 +171,10 @@ def unaligned(tenant: str) -> list[str]:
         done = s.scalars(
             select(Job).where(Job.tenant_id == tenant, Job.timestamps, Job.status == JobStatus.succeeded.value)
         )
-        return [
-            job.id
-            for job in done
-            if s.get(Alignment, job.link.source) is None
-            and s.scalar(select(exists().where(Rendition.source_key == job.link.source)))
-        ]
+        sources = {job.id: job.link.source for job in done}
+        aligned = set(s.scalars(select(Alignment.source_key).where(Alignment.source_key.in_(sources.values()))))
+        kept = set(s.scalars(select(Rendition.source_key).where(Rendition.source_key.in_(sources.values()))))
+    return [job_id for job_id, source in sources.items() if source in kept - aligned]
 
 
 def wait_drained(tenant: str) -> float:
