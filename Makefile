@@ -13,7 +13,7 @@ UV := $(VENV)/bin/uv
 # and every Docker image), whatever machine `make lock` runs on.
 LOCK := $(UV) pip compile --quiet --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu
 
-.PHONY: demo check test bench up flower clean lock upgrade
+.PHONY: demo check test bench gpu-wheels up flower clean lock upgrade
 
 $(STAMP): pyproject.toml locks/core.txt locks/uv.txt locks/sync.sh
 	PYTHON=$(PYTHON) bash locks/sync.sh $(VENV) locks/core.txt
@@ -51,6 +51,11 @@ bench: $(STAMP)
 	$(PY) -m bench.metrics
 	bash workers/xtts/setup.sh
 	workers/xtts/.venv/bin/python -m bench.xtts
+
+# What a lent GPU host (no package index there) lacks, as wheels in gpu-wheels/{core,xtts,styletts2}:
+# it installs each group with pip --no-index --no-deps --target (bench/gpu_wheels.py says how).
+gpu-wheels: $(STAMP)
+	$(PY) -m bench.gpu_wheels
 
 up: $(STAMP)
 	$(VENV)/bin/voicefarm up

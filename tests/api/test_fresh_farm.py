@@ -97,3 +97,21 @@ def test_once_the_tiers_engines_have_advertised_an_unknown_voice_is_a_422(http: 
     assert r.status_code == 422 and "Retry-After" not in r.headers
     assert "unknown voice 'nobody'" in r.json()["error"]
     assert state() == before
+
+
+@pytest.mark.usefixtures("fresh")
+def test_a_voice_upload_that_names_no_fallback_keeps_the_default_where_no_engine_has_voices(
+    http: TestClient,
+) -> None:
+    """A farm of cloning engines alone (XTTS) advertises no built-in voice to check a fallback
+    against: an upload naming none is kept with the farm's default; one naming another is refused."""
+    from bench.gpu_report import reference_sample
+
+    form = {"name": "mine", "language": "en", "consent": "true"}
+    sample = {"file": ("voice.wav", reference_sample(), "audio/wav")}
+    refused = http.post("/v1/voices", data={**form, "fallback_voice": "nobody"}, files=sample)
+    assert refused.status_code == 422 and "fallback_voice 'nobody'" in refused.json()["error"], refused.text
+    kept = http.post("/v1/voices", data=form, files=sample)
+    assert kept.status_code == 201, kept.text
+    assert kept.json()["fallback_voice"] == get_settings().default_voice
+    assert http.delete(f"/v1/voices/{kept.json()['id']}").status_code == 204

@@ -78,7 +78,10 @@ def list_voices(s: DB, caller: Caller) -> list[VoiceOut]:
 
 
 def _fallback(voice_id: str | None) -> str:
-    voice_id = voice_id or get_settings().default_voice
+    if voice_id is None:
+        # Not checked: only an engine that cannot clone speaks it, and a farm without one (XTTS
+        # alone) advertises no built-in voice to check it against.
+        return get_settings().default_voice
     if get_catalog().voice(voice_id) is None:
         raise InvalidRequest(f"fallback_voice {voice_id!r} is not a built-in voice")
     return voice_id

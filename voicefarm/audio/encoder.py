@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import struct
 
-import av
 import numpy as np
 import soundfile as sf
 import soxr
@@ -77,6 +76,10 @@ class StreamEncoder:
         self.head = wav_header(out_rate) if fmt == "wav" else b""
         self.sink: _Sink | None = None
         if fmt in CODECS:
+            # Here, not at the top: a process that streams PCM and WAV alone runs without PyAV,
+            # as codec.py's AAC does (a GPU host whose wheels travel with each call has no room for it).
+            import av
+
             container, codec = CODECS[fmt]
             self.sink = _Sink()
             self.out = av.open(
@@ -95,6 +98,8 @@ class StreamEncoder:
         if self.sink is None:
             return out + pcm16(samples, self.rate)
         if len(samples):
+            import av
+
             frame = av.AudioFrame.from_ndarray(samples[None, :], format="fltp", layout="mono")
             frame.sample_rate = self.rate
             for packet in self.stream.encode(frame):
