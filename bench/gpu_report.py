@@ -165,7 +165,7 @@ def table(report: dict) -> str:
         "",
         *rows,
         "",
-        "| farm, XTTS worker on the embedded default (bf16 + TF32) | figure | target |",
+        "| farm: one XTTS worker, its defaults (bf16 + TF32 on CUDA), embedded default | figure | target |",
         "| --- | --- | --- |",
         f"| end to end p50 (ms) | {farm['end_to_end_ms_p50']} | |",
         f"| first audio through /stream p50 (ms) | {farm['first_audio_ms_p50']} | ≤ first chunk + 30 |",
