@@ -78,6 +78,8 @@ def test_cache_stats_and_clearing(http: httpx.Client, admin_key: str) -> None:
     after = http.get("/v1/cache/stats", headers=admin).json()
     assert after["renditions"] == 0 and after["redis_keys"] == 0
     assert http.get(f"/v1/jobs/{job['id']}").json()["audio_url"] is None
+    gone = http.get(f"/v1/jobs/{job['id']}/audio")
+    assert gone.status_code == 409 and gone.json()["error"].endswith("its audio has since been deleted"), gone.text
     assert http.post("/v1/jobs", json={"text": "Clear me out."}).status_code == 202  # synthesized anew
 
 

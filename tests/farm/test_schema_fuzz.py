@@ -49,6 +49,11 @@ CHECKS = ["not_a_server_error", "negative_data_rejection", "positive_data_accept
 # short then, as documented, which a fuzzer can only read as a broken connection (and, after two,
 # schemathesis waits only a second for the operation). Positive cases speak in Piper's tier.
 CUT_SHORT = {"stuttering", "quiet"}
+# A real engine's audio can fail the quality gate too once its stream began (the tiny StyleTTS2
+# speaks a text of symbols in a token or two, too short for its length): cut short as above. Such
+# a broken connection is the farm's documented answer when the API logged the failure that cut it.
+CUT = "Connection broken"
+LATE_FAILURE = re.compile(r"^voicefarm\.errors\.StreamBroken: .* failed after its audio began", re.M)
 
 
 def harness_bug(event: events.NonFatalError) -> bool:
@@ -209,6 +214,8 @@ def test_schemathesis_finds_no_failure_in_any_operation(farm: Farm, fuzz_key: st
             data.apply(f"{case.method} {case.operation.path}", case.body)
         return case
 
+    api_log = LOGS / "api.log"
+    logged_before = api_log.stat().st_size
     cases: Counter[str] = Counter()
     answered: dict[str, set[int]] = {}
     failures: list[str] = []
@@ -235,6 +242,10 @@ def test_schemathesis_finds_no_failure_in_any_operation(farm: Farm, fuzz_key: st
         elif isinstance(event, events.EngineFinished):
             ran = event.running_time
     drained = wait_drained("fuzz")
+    late = len(LATE_FAILURE.findall(api_log.read_bytes()[logged_before:].decode(errors="replace")))
+    cuts = [failure for failure in failures if CUT in failure]
+    if len(cuts) <= late:
+        failures = [failure for failure in failures if CUT not in failure]
     with db.session() as s:
         jobs = s.scalar(select(func.count(Job.id)).where(Job.tenant_id == "fuzz"))
         failed = s.execute(
@@ -247,11 +258,12 @@ def test_schemathesis_finds_no_failure_in_any_operation(farm: Farm, fuzz_key: st
     print(f"\nschemathesis: {sum(cases.values())} cases in {ran:.0f} s, {len(failures)} failures")
     print(f"  {jobs} jobs made, all finished and aligned {drained:.0f} s after the run")
     print(f"  failed attempts by engine: {dict(failed)}")  # fault tiers' engines fail on purpose
+    print(f"  streams cut short by an engine failing after its audio began: {len(cuts)} ({late} logged)")
     for label, count in sorted(cases.items()):
         print(f"  {count:6d}  {label}  {sorted(answered.get(label, ()))}")
     assert ran >= FUZZ_SECONDS
     # A server error's cause is in the API's log: show it with the failure.
-    assert not failures, "\n\n".join([*dict.fromkeys(failures), *tracebacks(LOGS / "api.log")])
+    assert not failures, "\n\n".join([*dict.fromkeys(failures), *tracebacks(api_log)])
     # Every operation was reached with the key, not stopped at the door (401, 403) or by a limit.
     operations = {op.label for op in (result.ok() for result in schema.get_all_operations())}
     assert operations <= cases.keys(), operations - cases.keys()

@@ -95,8 +95,10 @@ def serve(s: Session, object_key: str, fmt: str) -> Response:
 def get_job_audio(job_id: str, s: DB, caller: Caller) -> Response:
     """The job's audio: a redirect to a presigned URL (S3), or the bytes (local store)."""
     job = owned_job(s, caller, job_id)
-    if job.status != JobStatus.succeeded.value or not job.object_key:
+    if job.status != JobStatus.succeeded.value:
         raise NotReady(f"job {job_id} is {job.status}; its audio is not ready")
+    if not job.object_key:  # purged (DELETE /v1/cache, a deleted voice)
+        raise NotReady(f"job {job_id} succeeded, but its audio has since been deleted")
     return serve(s, job.object_key, job.format)
 
 

@@ -66,6 +66,8 @@ def of_job(s: Session, job: Job) -> Alignment:
     if job.status != JobStatus.succeeded.value:
         raise NotReady(f"job {job.id} is {job.status}; its timestamps are not ready")
     row = s.get(Alignment, job.link.source)
+    if row is None and not job.object_key:  # purged with its audio: never aligned now
+        raise NotReady(f"job {job.id} succeeded, but its audio and timestamps have since been deleted")
     if row is None:
         raise NotReady(f"job {job.id} succeeded; its audio is being aligned, try again shortly")
     return row
