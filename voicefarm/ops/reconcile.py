@@ -130,8 +130,15 @@ def orphans(settings: Settings, older_than: float) -> set[str]:
             if all(a.finished_at is None or a.finished_at <= now - timedelta(seconds=older_than) for a in job.attempts)
         }
         candidates |= {job.id for job in running if all(a.started_at <= stuck_before for a in job.attempts)}
+        held_live = {task_id for worker in live_beats(s, settings).values() for task_id in worker.jobs or []}
+    broker = brokers.for_settings(settings)
+    delivered = broker.delivered_ids()
+    # A message delivered to no live worker went with a worker that died before it began the
+    # job (killed between taking the message and its first transaction): the broker would give
+    # it back only after its visibility timeout, minutes away. Any other message is the job's.
     # A document waiting for its segments (at batch priority, behind a long queue) is no orphan.
-    return candidates - {job_of(task_id) for task_id in brokers.for_settings(settings).message_ids()}
+    kept = (broker.message_ids() - delivered) | (delivered & held_live)
+    return candidates - {job_of(task_id) for task_id in kept}
 
 
 def reconcile(settings: Settings, older_than: float | None = None, settle_seconds: float = 1.0) -> list[str]:
@@ -148,7 +155,8 @@ def reconcile(settings: Settings, older_than: float | None = None, settle_second
     first = orphans(settings, older_than)
     if not first:
         return resent
-    time.sleep(settle_seconds)
+    # A worker lists a message it has just taken at its next beat: the second look comes after it.
+    time.sleep(max(settle_seconds, settings.heartbeat_seconds))
     found = (requeue(job_id) for job_id in first & orphans(settings, older_than))
     return resent + send(found, counters.reconciled, settings, "whose broker message was lost")
 

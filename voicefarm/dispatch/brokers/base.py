@@ -27,3 +27,8 @@ class Broker(ABC):
     @abstractmethod
     def message_ids(self) -> set[str]:
         """Task ids (= job ids) of every job message held: waiting, or delivered but unacked."""
+
+    @abstractmethod
+    def delivered_ids(self) -> set[str]:
+        """Task ids of the messages delivered to a worker and not acked: should that worker die,
+        each goes back to its queue only after the visibility timeout."""

@@ -53,7 +53,8 @@ class RedisBroker(Broker):
         raw: list[bytes | str] = []
         for key in self.client.scan_iter(f"{self.prefix}{engine_queue('*')}", _type="list"):
             raw += self.client.lrange(key, 0, -1)
-        found = {json.loads(m)["headers"]["id"] for m in raw}
+        return {json.loads(m)["headers"]["id"] for m in raw} | self.delivered_ids()
+
+    def delivered_ids(self) -> set[str]:
         # kombu keeps delivered, unacked messages in a hash: [message, exchange, routing key].
-        found |= {json.loads(v)[0]["headers"]["id"] for v in self.client.hvals(f"{self.prefix}unacked")}
-        return found
+        return {json.loads(v)[0]["headers"]["id"] for v in self.client.hvals(f"{self.prefix}unacked")}
