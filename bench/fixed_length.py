@@ -19,14 +19,20 @@ if TYPE_CHECKING:
     from TTS.tts.models.xtts import Xtts
 
 
+def bound(model: Xtts, text: str) -> int:
+    """Make `model`'s next generation for `text` stop at codes_for(text) codes, and return that
+    count: the `min_new_tokens` that keeps it from stopping before."""
+    codes = codes_for(text)
+    model.gpt.max_gen_mel_tokens = codes
+    return codes
+
+
 def fix_lengths(model: Xtts) -> None:
     """Every text piece `model` speaks generates exactly codes_for(piece) codes."""
     stream = model.inference_stream
 
     def fixed(text: str, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        codes = codes_for(text)
-        model.gpt.max_gen_mel_tokens = codes  # generation stops here ...
-        return stream(text, *args, min_new_tokens=codes, **kwargs)  # ... and not before
+        return stream(text, *args, min_new_tokens=bound(model, text), **kwargs)
 
     model.inference_stream = fixed  # type: ignore[method-assign]
 

@@ -21,7 +21,7 @@ import torch
 from voicefarm_torchkit import autocast
 from voicefarm_xtts.engine import REFERENCE_RATE, REQUIRED_FILES, SAMPLE_RATE
 
-from bench.fixed_length import FixedLengthXtts
+from bench.fixed_length import FixedLengthXtts, bound
 from bench.gpu_measure import arguments, reset_peak, set_tf32, snr_db, summary, sync, timed_stream, write
 from bench.lengths import TEXTS, codes_for
 from voicefarm.engines.base import SynthesisRequest
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workers" / "xtts" 
 RELEASED_MAX_GEN_TOKENS = 602  # the released config's gpt_max_audio_tokens (605) less 3
 LANGUAGE = "en"
 VOICE = "gpu-report-voice"
-REFERENCE_SECONDS = 6.0
+REFERENCE = voiced_signal(6.0, REFERENCE_RATE), REFERENCE_RATE  # the cloned voice's sample
 
 
 def checkpoint(work: Path, tiny: bool) -> Path:
@@ -47,13 +47,11 @@ def checkpoint(work: Path, tiny: bool) -> Path:
 
 
 def request(text: str) -> SynthesisRequest:
-    reference = voiced_signal(REFERENCE_SECONDS, REFERENCE_RATE), REFERENCE_RATE
-    return SynthesisRequest(text, VOICE, LANGUAGE, reference=reference, reference_key=VOICE)
+    return SynthesisRequest(text, VOICE, LANGUAGE, reference=REFERENCE, reference_key=VOICE)
 
 
 def measure(engine: FixedLengthXtts, device: str, bf16: bool, texts: list[str]) -> dict:
-    """One engine in one mode: latents once then cached, then every text streamed."""
-    engine.load()
+    """One loaded engine in one mode: latents once then cached, then every text streamed."""
     set_tf32(bf16)  # after load(), which turns TF32 on for CUDA: the fp32 baseline runs without
     voice = request("")
     started = time.perf_counter()
@@ -74,7 +72,7 @@ def measure(engine: FixedLengthXtts, device: str, bf16: bool, texts: list[str]) 
         first_s.append(first)
         total_s.append(total)
         audio_s.append(len(audio) / SAMPLE_RATE)
-    result = summary(
+    return summary(
         first_s,
         total_s,
         audio_s,
@@ -84,7 +82,6 @@ def measure(engine: FixedLengthXtts, device: str, bf16: bool, texts: list[str]) 
         latents_ms_cached=round(latents_cached * 1000, 3),
         latents_computed=engine.latents_computed,
     )
-    return result
 
 
 def same_codes_snr(engine: FixedLengthXtts, device: str, texts: list[str]) -> float:
@@ -96,10 +93,10 @@ def same_codes_snr(engine: FixedLengthXtts, device: str, texts: list[str]) -> fl
     for n, text in enumerate(texts):
         torch.manual_seed(n)
         tokens = torch.IntTensor(model.tokenizer.encode(text.lower(), lang=LANGUAGE)).unsqueeze(0).to(model.device)
-        codes_n = codes_for(text)
-        model.gpt.max_gen_mel_tokens = codes_n
         with torch.no_grad():
-            codes = model.gpt.generate(cond_latents=cond, text_inputs=tokens, min_new_tokens=codes_n, do_sample=True)
+            codes = model.gpt.generate(
+                cond_latents=cond, text_inputs=tokens, min_new_tokens=bound(model, text), do_sample=True
+            )
             wavs = []
             for bf16 in (False, True):
                 with autocast(device if bf16 else None):
