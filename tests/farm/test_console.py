@@ -203,11 +203,41 @@ def test_a_microphone_recording_is_uploaded_as_wav(page: Page, api_key: str) -> 
     assert "readable" not in said
 
 
+# Holds the console's first load of its config until the test releases it, and counts the loads
+# parsed. The page's routing runs in the microtask after a parse, before any task of Playwright's
+# polls, so once the count is reached every route waiting on a load has rendered or given up.
+HOLD_CONFIG = """(() => {
+  const fetch = window.fetch.bind(window);
+  const json = Response.prototype.json;
+  let held = false;
+  const gate = new Promise((resolve) => { window.releaseConfig = resolve; });
+  window.configParsed = 0;
+  window.fetch = (url, init) => {
+    if (held || !String(url).endsWith("/console/config.json")) return fetch(url, init);
+    held = true;
+    return gate.then(() => fetch(url, init));
+  };
+  Response.prototype.json = async function () {
+    const value = await json.call(this);
+    if (this.url.endsWith("/console/config.json")) window.configParsed += 1;
+    return value;
+  };
+})();"""
+
+
 def test_try_it_streams_the_speech_and_times_its_words(page: Page, api_key: str) -> None:
+    # Signing in routes to the first page, which waits for the config; going to #try meanwhile
+    # routes again. The text is typed into the second route's form before the first route's
+    # config arrives: that late route must not render its page over the form (it once did, and
+    # the console spoke its default text instead of the one typed).
+    page.add_init_script(HOLD_CONFIG)
     sign_in(page, api_key)
     page.goto("/console/#try")
     text = f"Welcome to the console, run {RUN}. Every word lights up as it is spoken."
     page.get_by_label("Text").fill(text)
+    page.evaluate("releaseConfig()")
+    page.wait_for_function("configParsed === 2")
+    expect(page.get_by_label("Text")).to_have_value(text)
     page.get_by_label("Voice").select_option("en_US-joe-medium")
     page.get_by_label("Quality tier").select_option("fast")
     page.get_by_label("Format").select_option("mp3")

@@ -11,6 +11,7 @@ const PAGES = { voices, try: tryIt, jobs, ops };
 const main = document.getElementById("page");
 let stop = null;
 let config = null;
+let routing = 0; // which call of route() is the latest
 
 function signInForm(message) {
   const key = h("input", { type: "password", name: "key", autocomplete: "off", required: true, spellcheck: "false" });
@@ -49,6 +50,7 @@ async function whoAmI() {
 }
 
 async function route() {
+  const mine = ++routing;
   if (stop) stop();
   stop = null;
   if (!session.key) {
@@ -58,6 +60,9 @@ async function route() {
     return;
   }
   config ||= await (await fetch("/console/config.json")).json();
+  // A navigation while the config loaded (a hash change just after signing in) routes again; only
+  // the latest renders, or a second render would replace a form the user has begun to fill.
+  if (mine !== routing) return;
   const [name, query] = location.hash.slice(1).split("?");
   const page = PAGES[name] ? name : "voices";
   for (const link of document.querySelectorAll("nav a")) {
