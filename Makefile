@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(PY) -m bench.metrics
 	bash workers/xtts/setup.sh
 	workers/xtts/.venv/bin/python -m bench.xtts
+	workers/xtts/.venv/bin/python -m bench.xtts_batching
 
 # What a lent GPU host (no package index there) lacks, as wheels in gpu-wheels/{core,xtts,styletts2}:
 # it installs each group with pip --no-index --no-deps --target (bench/gpu_wheels.py says how).

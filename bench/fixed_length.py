@@ -8,6 +8,7 @@ limit. The GPU report uses it in process and as the farm's `xtts` engine, throug
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from voicefarm_xtts import engine as xtts
@@ -17,6 +18,7 @@ from voicefarm.settings import Settings
 
 if TYPE_CHECKING:
     from TTS.tts.models.xtts import Xtts
+    from voicefarm_xtts.batching import Sampling
 
 
 def bound(model: Xtts, text: str) -> int:
@@ -43,6 +45,11 @@ class FixedLengthXtts(xtts.XttsEngine):
         super().load()
         if fresh:
             fix_lengths(self._loaded())
+
+    def sampling(self, piece: str, settings: dict[str, float | int]) -> Sampling:
+        """The batched GPT's way to the same fixed length: each sequence's own bounds."""
+        codes = codes_for(piece)
+        return replace(super().sampling(piece, settings), min_codes=codes, max_codes=codes)
 
 
 def from_settings(settings: Settings) -> xtts.XttsEngine:

@@ -155,6 +155,19 @@ def table(report: dict) -> str:
     row("StyleTTS2 first chunk p50 (ms)", "styletts2", "first_chunk_ms_p50", "")
     row("StyleTTS2 peak GPU memory (MiB)", "styletts2", "peak_vram_mb", "")
     row("StyleTTS2 bf16 audio vs fp32, same noise (dB SNR)", "styletts2", "snr_db_vs_fp32", "≥ 30")
+    batching = report["xtts"]["batching"]
+    base = batching["runs"][0]["batch"]
+    batched = [
+        "",
+        "| XTTS, B jobs at once in one worker (issue 24) | audio s per wall s | × B=1 | first chunk p95 (s) | × B=1 |",
+    ]
+    batched.append("| --- | --- | --- | --- | --- |")
+    for run in batching["runs"]:
+        b = run["batch"]
+        ratio = batching.get(f"b{b}_over_b{base}", 1.0)
+        p95 = batching.get(f"b{b}_first_chunk_p95_over_b{base}", 1.0)
+        batched.append(f"| B = {b} | {run['audio_per_wall']:.3f} | {ratio} | {run['first_chunk_p95_s']:.3f} | {p95} |")
+    batched.append("| targets | | B=8 ≥ 4, B=16 ≥ 6 | | B=8 ≤ 2 |")
     farm = report["farm"]
     lines = [
         f"GPU report: {report['gpu']}, {report['date']}, {report['sizes']} sizes, random weights, "
@@ -164,6 +177,7 @@ def table(report: dict) -> str:
         f"torch {report['xtts']['torch']}, built for {', '.join(report['xtts']['arch_list']) or 'no GPU'}.",
         "",
         *rows,
+        *batched,
         "",
         "| farm: one XTTS worker, its defaults (bf16 + TF32 on CUDA), embedded default | figure | target |",
         "| --- | --- | --- |",

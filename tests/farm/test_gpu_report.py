@@ -49,9 +49,15 @@ def test_the_gpu_report_runs_on_the_cpu_with_tiny_models(tmp_path: Path) -> None
         assert styletts2["texts"] == 1 and styletts2["rtf_p50"] > 0 and styletts2["audio_seconds"] > 0
     for engine in ("xtts", "styletts2"):
         assert report[engine]["bf16"]["snr_db_vs_fp32"] > 0
+    # Continuous batching: B = 2 made the same audio as one job at a time, and has its ratios.
+    batching = report["xtts"]["batching"]
+    one, two = batching["runs"]
+    assert (one["batch"], two["batch"], one["jobs"], two["jobs"]) == (1, 2, 4, 4)
+    assert one["audio_s"] == two["audio_s"] > 0
+    assert batching["b2_over_b1"] > 0 and batching["b2_first_chunk_p95_over_b1"] > 0
     farm = report["farm"]
     assert farm["texts"] == 1
     assert 0 < farm["first_audio_ms_p50"] <= farm["end_to_end_ms_p50"]
     assert 0 < farm["overhead_ms_p50"] < farm["end_to_end_ms_p50"]
     table = (tmp_path / "gpu-report.md").read_text()
-    assert "| XTTS real-time factor p50 |" in table and "| farm overhead p50" in table
+    assert "| XTTS real-time factor p50 |" in table and "| farm overhead p50" in table and "| B = 2 |" in table

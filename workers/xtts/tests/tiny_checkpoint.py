@@ -9,7 +9,7 @@ Writes what `Xtts.load_checkpoint` needs and nothing more: config.json, model.pt
 ({"model": state_dict}) and vocab.json. speakers_xtts.pth is optional to coqui (only
 built-in speakers use it) and the DVAE and mel-norm files are training-only.
 
-Usage: python tiny_checkpoint.py OUT_DIR [--dims tiny|real] [--max-gen-tokens N]
+Usage: python tiny_checkpoint.py OUT_DIR [--dims tiny|mid|real] [--max-gen-tokens N]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from TTS.tts.configs.xtts_config import XttsArgs, XttsConfig
 from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
 from TTS.tts.models.xtts import Xtts
 
-Dims = Literal["tiny", "real"]
+Dims = Literal["tiny", "mid", "real"]
 
 # The tokens VoiceBpeTokenizer and Xtts look up by name; [STOP] must be id 0, as in the
 # real vocabulary (XTTS's GPT pads text with the stop token).
@@ -58,13 +58,15 @@ konnichiwa sekai. arigatou gozaimasu. nihongo desu.
 # coqui's classes. "real" is XTTS v2's released config.
 GPT_DIMS: dict[Dims, dict[str, int]] = {
     "tiny": {"gpt_layers": 1, "gpt_n_model_channels": 64, "gpt_n_heads": 2, "decoder_input_dim": 64},
+    # Batching benchmarks on the CPU: steps cost enough to batch, and a run takes minutes.
+    "mid": {"gpt_layers": 8, "gpt_n_model_channels": 512, "gpt_n_heads": 8, "decoder_input_dim": 512},
     "real": {"gpt_layers": 30, "gpt_n_model_channels": 1024, "gpt_n_heads": 16, "decoder_input_dim": 1024},
 }
 # GPT audio vocabulary of XTTS v2: 1024 DVAE codes, then the start and stop codes.
 NUM_AUDIO_TOKENS = 1026
 # Text vocabulary: the small BPE trained here, or padded to the released vocabulary's size so
 # that the text embedding and head have their real shapes.
-TEXT_TOKENS: dict[Dims, int | None] = {"tiny": None, "real": 6681}
+TEXT_TOKENS: dict[Dims, int | None] = {"tiny": None, "mid": None, "real": 6681}
 
 
 def train_vocab(path: Path, vocab_size: int = 400, pad_to: int | None = None) -> None:
@@ -137,7 +139,7 @@ def build_checkpoint(out_dir: Path, *, dims: Dims = "tiny", max_gen_tokens: int 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--dims", choices=["tiny", "real"], default="tiny")
+    parser.add_argument("--dims", choices=["tiny", "mid", "real"], default="tiny")
     parser.add_argument("--max-gen-tokens", type=int, default=24)
     ns = parser.parse_args()
     print(build_checkpoint(ns.out_dir, dims=ns.dims, max_gen_tokens=ns.max_gen_tokens))

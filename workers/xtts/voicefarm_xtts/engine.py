@@ -28,6 +28,10 @@ from voicefarm.store.objects import LatentsStore
 from voicefarm_xtts.settings import XttsSettings
 
 if TYPE_CHECKING:
+    from voicefarm_xtts.batcher import Batcher
+    from voicefarm_xtts.batching import Sampling
+
+if TYPE_CHECKING:
     import torch
     from TTS.tts.models.xtts import Xtts
 
@@ -39,6 +43,7 @@ LANGUAGES = frozenset(
 )
 REQUIRED_FILES = ("config.json", "model.pth", "vocab.json")
 SAMPLE_RATE = 24_000  # the HiFi-GAN decoder's output rate
+OVERLAP_SAMPLES = 1024  # inference_stream's overlap_wav_len: each chunk's crossfade with the next
 REFERENCE_RATE = 22_050  # coqui computes cloning latents at this rate
 # Options a request may set, with their types; anything else in request.options is not ours.
 INFERENCE_OPTIONS: dict[str, type] = {
@@ -74,12 +79,18 @@ class XttsEngine:
         *,
         bf16: bool | None = None,
         stream_chunk_size: int = 20,
+        batch_size: int = 1,
     ) -> None:
         """`device` None picks CUDA when present; `bf16` None means bf16 autocast on CUDA only;
         `stream_chunk_size` GPT codes make one streamed chunk (coqui's default: 20, about a
-        quarter of a second of speech), fewer for an earlier first chunk at more decoder calls."""
+        quarter of a second of speech), fewer for an earlier first chunk at more decoder calls.
+        `batch_size` above 1 decodes the GPT steps of that many texts, from as many threads,
+        together (voicefarm_xtts.batcher); 1 runs coqui's own `inference_stream`."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size is at least 1, not {batch_size}")
         self.model_dir = Path(model_dir) if model_dir is not None else None
         self.stream_chunk_size = stream_chunk_size
+        self.batch_size = batch_size
         self._device = device
         self._bf16 = bf16
         self._cache: VoiceCache[Latents] = VoiceCache(
@@ -88,6 +99,7 @@ class XttsEngine:
         self._model: Xtts | None = None
         self._model_version: str | None = None
         self._autocast_device: str | None = None  # set by load(): where bf16 autocast applies
+        self._batcher: Batcher | None = None  # set by load() when batch_size > 1
 
     @property
     def latents_computed(self) -> int:
@@ -161,6 +173,11 @@ class XttsEngine:
             # bf16 it would decode the wav in bf16 as well.
             keep_fp32(model.hifigan_decoder, self._autocast_device)
         self._model_version = self._version()
+        if self.batch_size > 1:
+            from voicefarm_xtts.batcher import Batcher
+            from voicefarm_xtts.batching import Decoder
+
+            self._batcher = Batcher(Decoder(model.gpt), self.batch_size, self._autocast)
         self._model = model
         log.info("xtts: loaded %s on %s", self._model_version, device)
 
@@ -228,6 +245,9 @@ class XttsEngine:
         if not pieces:
             raise ValueError("nothing to synthesize: the text is empty")
         for piece in pieces:
+            if self._batcher is not None:
+                yield from self._batched_chunks(self._batcher, piece, language, request.speed, settings, request)
+                continue
             # Autocast stays on between chunks, while the worker publishes one: it runs no torch.
             with self._autocast():
                 for chunk in model.inference_stream(
@@ -240,6 +260,56 @@ class XttsEngine:
                     **settings,
                 ):
                     yield chunk.float().cpu().numpy()
+
+    def sampling(self, piece: str, settings: dict[str, float | int]) -> Sampling:
+        """How the batched GPT samples this text piece's codes: the request's settings."""
+        from voicefarm_xtts.batching import Sampling
+
+        return Sampling(**{name: value for name, value in settings.items() if name != "length_penalty"})
+
+    def _batched_chunks(
+        self,
+        batcher: Batcher,
+        piece: str,
+        language: str,
+        speed: float,
+        settings: dict[str, float | int],
+        request: SynthesisRequest,
+    ) -> Iterator[np.ndarray]:
+        """`inference_stream`'s chunks, with the GPT's steps shared with other threads' texts:
+        the same latents in, the same vocoder calls and overlaps out."""
+        import torch
+        import torch.nn.functional as F
+
+        model = self._loaded()
+        gpt_cond_latent, speaker_embedding = self._latents(request)
+        tokens = torch.IntTensor(model.tokenizer.encode(piece.strip().lower(), lang=language)).unsqueeze(0)
+        seq = batcher.decoder.sequence(gpt_cond_latent, tokens.to(model.device), self.sampling(piece, settings))
+        length_scale = 1.0 / max(speed, 0.05)
+        latents: list[torch.Tensor] = []
+        prev: torch.Tensor | None = None
+        overlap: torch.Tensor | None = None
+
+        def audio(final: bool) -> np.ndarray:
+            nonlocal prev, overlap
+            gpt_latents = torch.stack(latents)[None, :]
+            if length_scale != 1.0:
+                gpt_latents = F.interpolate(
+                    gpt_latents.transpose(1, 2), scale_factor=length_scale, mode="linear"
+                ).transpose(1, 2)
+            with torch.inference_mode(), self._autocast():
+                wav = model.hifigan_decoder(gpt_latents, g=speaker_embedding.to(model.device))
+                chunk, prev, overlap = model.handle_chunks(
+                    wav.squeeze(), prev, overlap, OVERLAP_SAMPLES, is_final=final
+                )
+            return chunk.float().cpu().numpy()
+
+        with contextlib.closing(batcher.codes(seq)) as codes:
+            for _code, latent in codes:
+                latents.append(latent)
+                if len(latents) % self.stream_chunk_size == 0:
+                    yield audio(final=False)
+        yield audio(final=True)
 
     def synthesize(self, request: SynthesisRequest) -> Audio:
         return joined(self.stream(request))
@@ -254,4 +324,5 @@ def from_settings(settings: Settings) -> XttsEngine:
         latents_cache_size=own.latents_cache_size,
         latents_store=LatentsStore(),
         stream_chunk_size=own.stream_chunk_size,
+        batch_size=own.batch_size,
     )

@@ -15,3 +15,5 @@ class XttsSettings(BaseSettings):
     device: str | None = None  # default: cuda when there is a GPU, else cpu
     latents_cache_size: int = 64  # voices whose latents a worker keeps in memory
     stream_chunk_size: int = Field(20, ge=1)  # GPT codes per streamed chunk (coqui's default)
+    # Texts whose GPT steps one worker decodes together (voicefarm_xtts.batcher); 1: coqui's own.
+    batch_size: int = Field(1, ge=1)
