@@ -28,12 +28,11 @@ from voicefarm.store.objects import LatentsStore
 from voicefarm_xtts.settings import XttsSettings
 
 if TYPE_CHECKING:
-    from voicefarm_xtts.batcher import Batcher
-    from voicefarm_xtts.batching import Sampling
-
-if TYPE_CHECKING:
     import torch
     from TTS.tts.models.xtts import Xtts
+
+    from voicefarm_xtts.batcher import Batcher
+    from voicefarm_xtts.batching import Sampling
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +245,8 @@ class XttsEngine:
             raise ValueError("nothing to synthesize: the text is empty")
         for piece in pieces:
             if self._batcher is not None:
-                yield from self._batched_chunks(self._batcher, piece, language, request.speed, settings, request)
+                latents = (gpt_cond_latent, speaker_embedding)
+                yield from self._batched_chunks(self._batcher, piece, language, latents, request.speed, settings)
                 continue
             # Autocast stays on between chunks, while the worker publishes one: it runs no torch.
             with self._autocast():
@@ -272,9 +272,9 @@ class XttsEngine:
         batcher: Batcher,
         piece: str,
         language: str,
+        latents: Latents,
         speed: float,
         settings: dict[str, float | int],
-        request: SynthesisRequest,
     ) -> Iterator[np.ndarray]:
         """`inference_stream`'s chunks, with the GPT's steps shared with other threads' texts:
         the same latents in, the same vocoder calls and overlaps out."""
@@ -282,17 +282,17 @@ class XttsEngine:
         import torch.nn.functional as F
 
         model = self._loaded()
-        gpt_cond_latent, speaker_embedding = self._latents(request)
+        gpt_cond_latent, speaker_embedding = latents
         tokens = torch.IntTensor(model.tokenizer.encode(piece.strip().lower(), lang=language)).unsqueeze(0)
         seq = batcher.decoder.sequence(gpt_cond_latent, tokens.to(model.device), self.sampling(piece, settings))
         length_scale = 1.0 / max(speed, 0.05)
-        latents: list[torch.Tensor] = []
+        made: list[torch.Tensor] = []  # the GPT latents so far, one per code
         prev: torch.Tensor | None = None
         overlap: torch.Tensor | None = None
 
         def audio(final: bool) -> np.ndarray:
             nonlocal prev, overlap
-            gpt_latents = torch.stack(latents)[None, :]
+            gpt_latents = torch.stack(made)[None, :]
             if length_scale != 1.0:
                 gpt_latents = F.interpolate(
                     gpt_latents.transpose(1, 2), scale_factor=length_scale, mode="linear"
@@ -306,8 +306,8 @@ class XttsEngine:
 
         with contextlib.closing(batcher.codes(seq)) as codes:
             for _code, latent in codes:
-                latents.append(latent)
-                if len(latents) % self.stream_chunk_size == 0:
+                made.append(latent)
+                if len(made) % self.stream_chunk_size == 0:
                     yield audio(final=False)
         yield audio(final=True)
 
