@@ -34,7 +34,7 @@ from tests.farm.test_batches import Receiver
 from voicefarm.ops.supervisor import Farm
 from voicefarm.settings import get_settings
 from voicefarm.store import db
-from voicefarm.store.models import ACTIVE, Alignment, Attempt, Job, JobStatus, Outcome, Rendition
+from voicefarm.store.models import ACTIVE, Alignment, Attempt, Job, JobStatus, Outcome
 from voicefarm.tenancy.auth import create_key
 
 FUZZ_SECONDS = 60
@@ -170,16 +170,22 @@ def tracebacks(log: Path) -> list[str]:
 
 
 def unaligned(tenant: str) -> list[str]:
-    """The tenant's succeeded jobs that asked for timestamps and whose speech is not aligned yet.
-    A speech whose audio the fuzzer's DELETE /v1/cache purged lost its alignment with it."""
+    """The tenant's succeeded jobs that asked for timestamps, still offer their audio, and whose
+    speech is not aligned yet. A job whose audio the fuzzer's DELETE /v1/cache purged lost its
+    timestamps with it, for good, even when a later job without timestamps made the same speech
+    again (its /timestamps then says they were deleted)."""
     with db.session() as s:
         done = s.scalars(
-            select(Job).where(Job.tenant_id == tenant, Job.timestamps, Job.status == JobStatus.succeeded.value)
+            select(Job).where(
+                Job.tenant_id == tenant,
+                Job.timestamps,
+                Job.status == JobStatus.succeeded.value,
+                Job.object_key.is_not(None),
+            )
         )
         sources = {job.id: job.link.source for job in done}
         aligned = set(s.scalars(select(Alignment.source_key).where(Alignment.source_key.in_(sources.values()))))
-        kept = set(s.scalars(select(Rendition.source_key).where(Rendition.source_key.in_(sources.values()))))
-    return [job_id for job_id, source in sources.items() if source in kept - aligned]
+    return [job_id for job_id, source in sources.items() if source not in aligned]
 
 
 def wait_drained(tenant: str) -> float:

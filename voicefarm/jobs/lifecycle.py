@@ -235,25 +235,26 @@ def move(s: Session, job: Job, link: Link) -> bool:
         return False
 
 
-def settle(s: Session, job: Job, outcome: dict[str, Any]) -> None:
+def settle(s: Session, job: Job, outcome: dict[str, Any]) -> bool:
     """Write a final outcome on a job and every follower waiting on it; then finish their
-    batches and announce their callbacks."""
-    followers = s.execute(
-        select(Job.id, Job.batch_id, Job.callback_url).where(Job.leader_id == job.id, Job.status.in_(ACTIVE))
-    ).all()
+    batches and announce their callbacks. True when the job or a follower asked for timestamps."""
     for field, value in outcome.items():
         setattr(job, field, value)
-    s.execute(
+    # The followers are the rows this update wrote (RETURNING), not those a query found a moment
+    # before: a follower that commits in between would be settled and never announced or aligned.
+    followers = s.execute(
         update(Job)
         .where(Job.leader_id == job.id, Job.status.in_(ACTIVE))
         .values({field: getattr(job, field) for field in OUTCOME})
-    )
-    for job_id, _, callback in [(job.id, job.batch_id, job.callback_url), *followers]:
+        .returning(Job.id, Job.batch_id, Job.callback_url, Job.timestamps)
+    ).all()
+    for job_id, _, callback, _ in [(job.id, job.batch_id, job.callback_url, job.timestamps), *followers]:
         if callback:
             notify.announce_after_commit(s, "job", job_id)
     counters.on_commit(s, partial(counters.jobs_finished.labels(job.engine, job.status).inc, 1 + len(followers)))
     s.flush()
-    finish_if_done(s, [job.batch_id, *(batch_id for _, batch_id, _ in followers)])
+    finish_if_done(s, [job.batch_id, *(batch_id for _, batch_id, _, _ in followers)])
+    return job.timestamps or any(wants for *_, wants in followers)
 
 
 def finish(
@@ -283,9 +284,7 @@ def finish(
         renditions.record(s, audio, link.source, link.voice)
         if words is not None:
             timestamps.record(s, link.source, alignment.match(job.spoken, words, audio.duration), alignment.ENGINE)
-        elif timestamps.wanted(s, job):
-            timestamps.request(s, job)
-        settle(
+        wanted = settle(
             s,
             job,
             {
@@ -299,4 +298,6 @@ def finish(
                 "sample_rate": audio.sample_rate,
             },
         )
+        if words is None and wanted:
+            timestamps.request(s, job)
     return True

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict
 
-from sqlalchemy import event, exists, select
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from voicefarm.audio import alignment
@@ -39,11 +39,6 @@ def request(s: Session, job: Job) -> None:
     source, text, language = job.link.source, job.spoken, job.language
     if s.get(Alignment, source) is None:
         event.listen(s, "after_commit", lambda _: align(source, text, language), once=True)
-
-
-def wanted(s: Session, job: Job) -> bool:
-    """Whether the job or any job that follows it asked for timestamps."""
-    return job.timestamps or bool(s.scalar(select(exists().where(Job.leader_id == job.id, Job.timestamps))))
 
 
 def make(source_key: str, text: str, language: str) -> None:

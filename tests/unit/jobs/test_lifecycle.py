@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from sqlalchemy import event
@@ -26,7 +27,9 @@ from tests.unit.embedded import (
 )
 from voicefarm.dispatch.app import Message
 from voicefarm.dispatch.priorities import INTERACTIVE
+from voicefarm.jobs import lifecycle
 from voicefarm.jobs.lifecycle import Run, abandon, begin, finish, in_flight, requeue, reroute
+from voicefarm.library import timestamps
 from voicefarm.settings import Settings
 from voicefarm.store import db
 from voicefarm.store.models import Job, Link, Rendition
@@ -148,6 +151,49 @@ def test_finish_records_the_audio_on_the_job_its_followers_and_its_batch_in_one_
     finished = batch_row(batch_id)
     assert finished.status == "done" and finished.finished_at is not None
     assert in_flight_key(done.content_key) is None
+
+
+def test_a_follower_that_joins_while_its_leader_finishes_is_settled_and_aligned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A request for the same speech, with timestamps, commits as a follower while the leader's
+    finish is under way (here: just as it settles). It is settled with the leader, and the speech
+    is aligned for it: finish asks the rows it settled, not an earlier query, who wants timestamps."""
+    live("xtts", "piper")
+    leader = new_job("Finish me while another asks for my words.")
+    run = started(leader.id, "xtts")
+    asked: list[str] = []
+    monkeypatch.setattr(timestamps, "align", lambda source, text, language: asked.append(source))
+    joined: list[str] = []
+    settle = lifecycle.settle
+
+    def follow_then_settle(s: Session, job: Job, outcome: dict[str, Any]) -> bool:
+        late = Job(**{c: getattr(job, c) for c in SAME_REQUEST}, leader_id=job.id, timestamps=True)
+        s.add(late)
+        s.flush()
+        joined.append(late.id)
+        return settle(s, job, outcome)
+
+    monkeypatch.setattr(lifecycle, "settle", follow_then_settle)
+    assert finish(leader.id, run.attempt_id, audio=audio(run, "xtts"), seconds=0.5)
+    [late] = joined
+    assert job(late).status == "succeeded" and job(late).object_key == job(leader.id).object_key
+    assert asked == [run.source]
+
+
+# What a follower shares with its leader's row: the same request by the same tenant.
+SAME_REQUEST = (
+    "tenant_id",
+    "text",
+    "voice",
+    "voice_version",
+    "language",
+    "quality",
+    "format",
+    "chain",
+    "engine",
+    "content_key",
+)
 
 
 def in_flight_key(key: str) -> str | None:
