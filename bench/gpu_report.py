@@ -45,12 +45,28 @@ def engine_command(engine: str, site: Path | None) -> tuple[list[str], dict[str,
 
 def measure_engine(engine: str, args: argparse.Namespace, work: Path) -> dict:
     python, env = engine_command(engine, args.site)
-    out = work / f"{engine}.json"
+    out = args.out / f"{engine}.json"  # beside the report: kept if a later step runs out of time
     command = [*python, "-m", f"bench.gpu_{engine}", "--device", args.device, "--texts", str(args.texts)]
     command += ["--work", str(work), "--out", str(out), *(["--tiny"] if args.tiny else [])]
     started = time.perf_counter()
     subprocess.run(command, check=True, env={**os.environ, **env}, cwd=ROOT)
     print(f"{engine}: measured in {time.perf_counter() - started:.0f} s", flush=True)
+    result: dict = json.loads(out.read_text())
+    return result
+
+
+def measure_batching(args: argparse.Namespace, work: Path) -> dict:
+    """Issue 24's continuous batching at the worker's defaults (bench.xtts_batching), on the
+    checkpoint bench.gpu_xtts built: B jobs at once against one at a time. Measured last."""
+    python, env = engine_command("xtts", args.site)
+    out = args.out / "xtts-batching.json"
+    sizes, jobs = ("1,2", 4) if args.tiny else ("1,2,4,8,16", 16)
+    model_dir = work / ("xtts-tiny" if args.tiny else "xtts-released")
+    command = [*python, "-m", "bench.xtts_batching", "--device", args.device, "--model-dir", str(model_dir)]
+    command += ["--sizes", sizes, "--jobs", str(jobs), "--json", str(out)]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, env={**os.environ, **env}, cwd=ROOT)
+    print(f"xtts batching: measured in {time.perf_counter() - started:.0f} s", flush=True)
     result: dict = json.loads(out.read_text())
     return result
 
@@ -155,7 +171,7 @@ def table(report: dict) -> str:
     row("StyleTTS2 first chunk p50 (ms)", "styletts2", "first_chunk_ms_p50", "")
     row("StyleTTS2 peak GPU memory (MiB)", "styletts2", "peak_vram_mb", "")
     row("StyleTTS2 bf16 audio vs fp32, same noise (dB SNR)", "styletts2", "snr_db_vs_fp32", "≥ 30")
-    batching = report["xtts"]["batching"]
+    batching = report["xtts_batching"]
     base = batching["runs"][0]["batch"]
     batched = [
         "",
@@ -201,6 +217,7 @@ def main() -> None:
     if args.tiny:
         os.environ[LENGTH_SCALE] = "0.5"  # for every process below: paths checked, not costs
     started = time.perf_counter()
+    args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="voicefarm-gpu-report-") as tmp:
         work = Path(tmp)
         report: dict = {
@@ -213,8 +230,8 @@ def main() -> None:
             report[engine] = measure_engine(engine, args, work)
         report["gpu"] = report["xtts"]["device"]
         report["farm"] = through_farm(args, work, texts)
+        report["xtts_batching"] = measure_batching(args, work)
     report["seconds"] = round(time.perf_counter() - started, 1)
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gpu-report.json").write_text(json.dumps(report, indent=2) + "\n")
     (args.out / "gpu-report.md").write_text(table(report))
     print(table(report))

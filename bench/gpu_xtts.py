@@ -21,7 +21,6 @@ import torch
 from voicefarm_torchkit import autocast
 from voicefarm_xtts.engine import REFERENCE_RATE, REQUIRED_FILES, SAMPLE_RATE
 
-from bench import xtts_batching
 from bench.fixed_length import FixedLengthXtts, bound
 from bench.gpu_measure import arguments, reset_peak, set_tf32, snr_db, summary, sync, timed_stream, write
 from bench.lengths import TEXTS, codes_for
@@ -130,9 +129,6 @@ def main() -> None:
         del engine
         gc.collect()
     fp32, bf16 = results[False], {**results[True], "snr_db_vs_fp32": round(snr, 2)}
-    # Continuous batching (issue 24) at the worker's defaults: B jobs at once against one at a time.
-    sizes, jobs = ([1, 2], 4) if args.tiny else ([1, 2, 4, 8, 16], 16)
-    batching = xtts_batching.compare(model_dir, device, sizes, jobs)
     name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
     write(
         args.out,
@@ -144,7 +140,6 @@ def main() -> None:
             "sizes": "tiny" if args.tiny else "released",
             "fp32": fp32,
             "bf16": bf16,
-            "batching": batching,
         },
     )
 

@@ -50,7 +50,7 @@ def test_the_gpu_report_runs_on_the_cpu_with_tiny_models(tmp_path: Path) -> None
     for engine in ("xtts", "styletts2"):
         assert report[engine]["bf16"]["snr_db_vs_fp32"] > 0
     # Continuous batching: B = 2 made the same audio as one job at a time, and has its ratios.
-    batching = report["xtts"]["batching"]
+    batching = report["xtts_batching"]
     one, two = batching["runs"]
     assert (one["batch"], two["batch"], one["jobs"], two["jobs"]) == (1, 2, 4, 4)
     assert one["audio_s"] == two["audio_s"] > 0
