@@ -199,6 +199,35 @@ def test_a_reader_that_stops_reading_takes_its_sequence_out(
     assert decoder.active == []
 
 
+class Breaking(Paced):
+    """A decoder that fails outside any step: the device is gone when a sequence leaves."""
+
+    def leave(self, seqs: set[Sequence] | list[Sequence]) -> None:
+        raise RuntimeError("the device is gone")
+
+
+def test_a_batcher_that_breaks_fails_its_callers_instead_of_leaving_them_waiting(
+    engine: XttsEngine, latents: tuple[torch.Tensor, torch.Tensor]
+) -> None:
+    gpt, cond = engine._loaded().gpt, latents[0]
+    decoder = Breaking(gpt)
+    batcher = Batcher(decoder, size=2)
+    quits = batcher.codes(decoder.sequence(cond, tokens(engine, TEXTS[0]), greedy(7)))
+    next(quits)  # joined; its first step waits for a permit
+    decoder.permits.release()
+    waits = batcher.codes(decoder.sequence(cond, tokens(engine, TEXTS[1]), greedy(7)))
+    next(waits)  # joined after that step; both are in the batch now
+    quits.close()  # taking it out breaks the decoder
+    decoder.permits.release(100)
+    with pytest.raises(RuntimeError, match="the device is gone"):
+        list(waits)
+    # The next caller gets a fresh thread and a clean batch.
+    after = decoder.sequence(cond, tokens(engine, TEXTS[2]), greedy(2))
+    assert [code for code, _ in batcher.codes(after)] == alone(
+        Decoder(gpt), Decoder(gpt).sequence(cond, tokens(engine, TEXTS[2]), greedy(2))
+    ).codes
+
+
 def test_the_batched_engine_speaks_as_coquis_stream_alone(
     checkpoint: Path, engine: XttsEngine, reference: tuple[np.ndarray, int]
 ) -> None:

@@ -72,17 +72,28 @@ class Batcher:
     def _run(self) -> None:
         """Decode while anything waits or decodes; then end, so an idle batcher holds no thread
         (the next sequence starts another)."""
-        with self._autocast():
-            while True:
-                with self._lock:
-                    if not self.decoder.active and self._waiting.empty():
-                        self._thread = None
-                        self._left.clear()  # callers that left after their sequence ended
-                        return
-                self._admit()
-                self._leave()
-                if self.decoder.active:
-                    self._step()
+        try:
+            with self._autocast():
+                while True:
+                    with self._lock:
+                        if not self.decoder.active and self._waiting.empty():
+                            self._thread = None
+                            self._left.clear()  # callers that left after their sequence ended
+                            return
+                    self._admit()
+                    self._leave()
+                    if self.decoder.active:
+                        self._step()
+        except Exception as e:  # outside any one prompt or step: nobody may wait on a dead thread
+            log.exception("xtts batcher: stopped")
+            with self._lock:
+                everyone = list(self.decoder.active)
+                while not self._waiting.empty():
+                    everyone.append(self._waiting.get_nowait())
+                self.decoder.reset()
+                self._left.clear()
+                self._thread = None  # the next caller starts afresh
+            self._fail(everyone, e)
 
     def _admit(self) -> None:
         """Waiting sequences join while there is room."""

@@ -187,6 +187,10 @@ class Decoder:
         self._cache = DynamicCache.from_legacy_cache(tuple(layers))
         self._mask = torch.cat([pad(self._mask, 1), pad(mask, 1)])
 
+    def reset(self) -> None:
+        """Forget every sequence and the batch's cache (after a failure that left them unknown)."""
+        self.active, self._cache, self._mask = [], None, None
+
     def leave(self, seqs: set[Sequence] | list[Sequence]) -> None:
         """Take these sequences out of the batch before they stop (their callers left)."""
         self._retain([s for s in self.active if s not in seqs])
