@@ -60,6 +60,18 @@ def alone(decoder: Decoder, seq: Sequence) -> Sequence:
     return seq
 
 
+def solo(engine: XttsEngine, cond: torch.Tensor, text: str, sampling: Sampling) -> Sequence:
+    """The text decoded alone, in a decoder of its own."""
+    decoder = Decoder(engine._loaded().gpt)
+    return alone(decoder, decoder.sequence(cond, tokens(engine, text), sampling))
+
+
+def paced(engine: XttsEngine, kind: type[Paced]) -> tuple[Paced, Batcher]:
+    """A batcher of two, over a decoder whose steps wait for the test's permits."""
+    decoder = kind(engine._loaded().gpt)
+    return decoder, Batcher(decoder, size=2)
+
+
 def greedy(i: int) -> Sampling:
     return Sampling(do_sample=False, max_codes=6 + i)  # each text stops at its own length
 
@@ -85,7 +97,8 @@ def test_a_sequence_alone_is_coquis_own_generate(
         return_dict_in_generate=True,
     )
     coqui = [(int(code), latent) for code, latent in generator]
-    ours = alone(Decoder(gpt), Decoder(gpt).sequence(cond, text, Sampling(seed=7)))
+    decoder = Decoder(gpt)
+    ours = alone(decoder, decoder.sequence(cond, text, Sampling(seed=7)))
     assert len(coqui) == gpt.max_gen_mel_tokens
     assert ours.codes == [code for code, _ in coqui]
     assert all(torch.equal(latent[0], mine) for (_, latent), mine in zip(coqui, ours.latents, strict=True))
@@ -100,9 +113,7 @@ def test_codes_in_a_batch_of_eight_equal_each_alone(
     matrix products round differently in the last bit."""
     assert callable(sampling)
     gpt, cond = engine._loaded().gpt, latents[0]
-    solo = [
-        alone(Decoder(gpt), Decoder(gpt).sequence(cond, tokens(engine, t), sampling(i))) for i, t in enumerate(TEXTS)
-    ]
+    each = [solo(engine, cond, t, sampling(i)) for i, t in enumerate(TEXTS)]
     decoder = Decoder(gpt)
     batch = [decoder.sequence(cond, tokens(engine, t), sampling(i)) for i, t in enumerate(TEXTS)]
     widest = 0
@@ -113,9 +124,9 @@ def test_codes_in_a_batch_of_eight_equal_each_alone(
     while decoder.active:
         decoder.step()
     assert widest >= 4  # the batch really held several texts at once
-    assert [s.codes for s in batch] == [s.codes for s in solo]
+    assert [s.codes for s in batch] == [s.codes for s in each]
     assert [len(s.codes) for s in batch] == [6 + i for i in range(8)]
-    for ours, theirs in zip(batch, solo, strict=True):
+    for ours, theirs in zip(batch, each, strict=True):
         torch.testing.assert_close(torch.stack(ours.latents), torch.stack(theirs.latents), rtol=0, atol=1e-5)
 
 
@@ -159,10 +170,8 @@ def test_the_batcher_fails_only_the_sequence_whose_prompt_fails(
     for t in threads:
         t.join(timeout=120)
     assert isinstance(results[2], RuntimeError)
-    solo = [
-        alone(Decoder(gpt), Decoder(gpt).sequence(cond, tokens(engine, t), greedy(i))) for i, t in enumerate(TEXTS[:4])
-    ]
-    assert [results[i] for i in (0, 1, 3)] == [solo[i].codes for i in (0, 1, 3)]
+    each = [solo(engine, cond, t, greedy(i)) for i, t in enumerate(TEXTS[:4])]
+    assert [results[i] for i in (0, 1, 3)] == [each[i].codes for i in (0, 1, 3)]
 
 
 class Paced(Decoder):
@@ -180,9 +189,8 @@ class Paced(Decoder):
 def test_a_reader_that_stops_reading_takes_its_sequence_out(
     engine: XttsEngine, latents: tuple[torch.Tensor, torch.Tensor]
 ) -> None:
-    gpt, cond = engine._loaded().gpt, latents[0]
-    decoder = Paced(gpt)
-    batcher = Batcher(decoder, size=2)
+    cond = latents[0]
+    decoder, batcher = paced(engine, Paced)
     quits = decoder.sequence(cond, tokens(engine, TEXTS[0]), Sampling(do_sample=False))
     stays = decoder.sequence(cond, tokens(engine, TEXTS[1]), greedy(7))
     early = batcher.codes(quits)
@@ -193,7 +201,7 @@ def test_a_reader_that_stops_reading_takes_its_sequence_out(
     thread.start()
     decoder.permits.release(100)
     thread.join(timeout=120)
-    assert results[0] == alone(Decoder(gpt), Decoder(gpt).sequence(cond, tokens(engine, TEXTS[1]), greedy(7))).codes
+    assert results[0] == solo(engine, cond, TEXTS[1], greedy(7)).codes
     # The step it was waiting on when it left, and no other.
     assert quits.codes[0] == first and len(quits.codes) == 2 and not quits.done
     assert decoder.active == []
@@ -209,9 +217,8 @@ class Breaking(Paced):
 def test_a_batcher_that_breaks_fails_its_callers_instead_of_leaving_them_waiting(
     engine: XttsEngine, latents: tuple[torch.Tensor, torch.Tensor]
 ) -> None:
-    gpt, cond = engine._loaded().gpt, latents[0]
-    decoder = Breaking(gpt)
-    batcher = Batcher(decoder, size=2)
+    cond = latents[0]
+    decoder, batcher = paced(engine, Breaking)
     quits = batcher.codes(decoder.sequence(cond, tokens(engine, TEXTS[0]), greedy(7)))
     next(quits)  # joined; its first step waits for a permit
     decoder.permits.release()
@@ -223,9 +230,7 @@ def test_a_batcher_that_breaks_fails_its_callers_instead_of_leaving_them_waiting
         list(waits)
     # The next caller gets a fresh thread and a clean batch.
     after = decoder.sequence(cond, tokens(engine, TEXTS[2]), greedy(2))
-    assert [code for code, _ in batcher.codes(after)] == alone(
-        Decoder(gpt), Decoder(gpt).sequence(cond, tokens(engine, TEXTS[2]), greedy(2))
-    ).codes
+    assert [code for code, _ in batcher.codes(after)] == solo(engine, cond, TEXTS[2], greedy(2)).codes
 
 
 def test_the_batched_engine_speaks_as_coquis_stream_alone(
