@@ -60,7 +60,7 @@ def measure_batching(args: argparse.Namespace, work: Path) -> dict:
     checkpoint bench.gpu_xtts built: B jobs at once against one at a time. Measured last."""
     python, env = engine_command("xtts", args.site)
     out = args.out / "xtts-batching.json"
-    sizes, jobs = ("1,2", 4) if args.tiny else ("1,2,4,8,16", 16)
+    sizes, jobs = ("1,2", 2) if args.tiny else ("1,2,4,8,16", 16)
     model_dir = work / ("xtts-tiny" if args.tiny else "xtts-released")
     command = [*python, "-m", "bench.xtts_batching", "--device", args.device, "--model-dir", str(model_dir)]
     command += ["--sizes", sizes, "--jobs", str(jobs), "--json", str(out)]

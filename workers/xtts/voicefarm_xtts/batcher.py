@@ -47,7 +47,6 @@ class Batcher:
         self._left: set[Sequence] = set()  # sequences whose callers stopped reading
         self._lock = threading.Lock()  # guards _left and _thread, which callers touch too
         self._thread: threading.Thread | None = None
-        self.steps = 0  # forward passes run, prompts included: a measure of how much was batched
 
     def codes(self, seq: Sequence) -> Iterator[tuple[int, torch.Tensor]]:
         """The sequence's codes and latents, one pair per step, until it stops. Closing the
@@ -109,7 +108,6 @@ class Batcher:
                     continue
             try:
                 self.decoder.join(seq)
-                self.steps += 1
             except Exception as e:  # its own prompt: no one else's concern
                 self._fail([seq], e)
                 continue
@@ -129,7 +127,6 @@ class Batcher:
         stepping = list(self.decoder.active)
         try:
             self.decoder.step()
-            self.steps += 1
         except Exception as e:
             log.exception("xtts batcher: a step of %d sequences failed", len(stepping))
             self.decoder.leave(stepping)
