@@ -30,9 +30,10 @@ from pathlib import Path
 import torch
 from rich.console import Console
 from rich.table import Table
-from voicefarm_xtts.engine import REFERENCE_RATE, REQUIRED_FILES
+from voicefarm_xtts.engine import REFERENCE_RATE, REQUIRED_FILES, SAMPLE_RATE
 
 from bench.fixed_length import FixedLengthXtts
+from bench.gpu_measure import percentile
 from bench.lengths import TEXTS
 from voicefarm.engines.base import SynthesisRequest
 from voicefarm.fleet.selftest import voiced_signal
@@ -72,10 +73,6 @@ def checkpoint(dims: str) -> Path:
     return target
 
 
-def p95(values: list[float]) -> float:
-    return statistics.quantiles(values, n=20, method="inclusive")[-1]
-
-
 def measure(model_dir: Path, device: str, batch: int, jobs: int) -> Run:
     engine = FixedLengthXtts(model_dir, device=device, latents_store=None, batch_size=batch)
     engine.load()
@@ -103,7 +100,7 @@ def measure(model_dir: Path, device: str, batch: int, jobs: int) -> Run:
                 samples += len(piece.samples)
             assert first is not None
             firsts.append(first)
-            audio.append(samples / 24_000)
+            audio.append(samples / SAMPLE_RATE)
 
     started = time.perf_counter()
     threads = [threading.Thread(target=serve) for _ in range(batch)]
@@ -112,7 +109,7 @@ def measure(model_dir: Path, device: str, batch: int, jobs: int) -> Run:
     for t in threads:
         t.join()
     wall = time.perf_counter() - started
-    return Run(batch, jobs, sum(audio), wall, statistics.median(firsts), p95(firsts))
+    return Run(batch, jobs, sum(audio), wall, statistics.median(firsts), percentile(firsts, 95))
 
 
 def compare(model_dir: Path, device: str, sizes: list[int], jobs: int) -> dict:
