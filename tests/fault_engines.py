@@ -5,26 +5,31 @@ Each passes its worker's self-test (the probe sentence gets a plausible tone) an
 real jobs, as an engine does that breaks after start-up: a GPU that starts failing, a remote
 service that goes down. `dud` fails from the start, and its worker must refuse to run.
 `stutters` streams its first piece of audio, then fails: a failure a listener has already heard.
+`crowd` serves several jobs at once in one process, as a batching engine does, and tests what a
+threaded worker does with each of them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 
-from voicefarm.engines.base import Audio, Capabilities, SynthesisRequest, Voice, Word
+from voicefarm.engines.base import Audio, Capabilities, SynthesisRequest, Voice, Word, joined
 from voicefarm.settings import get_settings
 
 VOICE = Voice("en_US-joe-medium", "en-US", "joe", 22050)
 # While this file exists, `flapping` fails every job; the breaker tests create and remove it.
 FLAPPING_FLAG = "VOICEFARM_TEST_FLAPPING_FLAG"
 SLOW_SECONDS = "VOICEFARM_TEST_SLOW_SECONDS"
+CROWD = 4  # the jobs `crowd` serves at once
 
 
 def tone(text: str, rate: int = 22050) -> Audio:
@@ -123,6 +128,44 @@ class Timed(FaultEngine):
         return Audio(audio.samples, audio.sample_rate, words)
 
 
+class Crowd(FaultEngine):
+    """Serves CROWD jobs at once (Capabilities.concurrency), and only at once: each run waits
+    until CROWD runs are in the engine together, and fails if it stays alone, so a worker that
+    ran its jobs one by one fails every one. Then it streams its text's tone in pieces: ten a
+    second, slower for a text that starts "Slowly"; a text that starts "Break" fails after its
+    first piece, and one that starts "Drag" never ends (its soft time limit stops it)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self._together = threading.Barrier(CROWD, timeout=60)
+
+    def capabilities(self) -> Capabilities:
+        return replace(super().capabilities(), concurrency=CROWD)
+
+    def stream(self, request: SynthesisRequest) -> Iterator[Audio]:
+        if request.text == get_settings().self_test_text:
+            yield tone(request.text)
+            return
+        try:
+            self._together.wait()
+        except threading.BrokenBarrierError:
+            raise RuntimeError(f"crowd: fewer than {CROWD} jobs at once") from None
+        pace = 0.5 if request.text.startswith("Slowly") else 0.1
+        audio = tone(request.text)
+        pieces = np.array_split(audio.samples, 10)
+        for n, piece in enumerate(pieces):
+            if n == 1 and request.text.startswith("Break"):
+                raise RuntimeError("crowd: this job broke after its first piece")
+            yield Audio(piece, audio.sample_rate)
+            time.sleep(pace)
+        while request.text.startswith("Drag"):
+            yield Audio(np.zeros(audio.sample_rate // 10, dtype=np.float32), audio.sample_rate)
+            time.sleep(pace)
+
+    def synthesize(self, request: SynthesisRequest) -> Audio:
+        return joined(self.stream(request))
+
+
 class Dud(FaultEngine):
     """Broken from the start: even its self-test probe fails."""
 
@@ -165,6 +208,10 @@ def stutters(settings) -> Stutters:
 
 def timed(settings) -> Timed:
     return Timed("timed")
+
+
+def crowd(settings) -> Crowd:
+    return Crowd("crowd")
 
 
 def dud(settings) -> Dud:

@@ -78,7 +78,7 @@ ALLOWED = {
     "stream_max_entries": "bound of a job's live-audio feed: ample for the longest job a worker takes",
     "stream_ttl_seconds": "how long a finished job's live feed waits for a late listener (product default)",
     "xtts_stream_chunk_size": "coqui's own default of 20 GPT codes a streamed piece; a tuning knob",
-    "xtts_batch_size": "1 until a worker hands its engine several jobs at once (docs/performance.md)",
+    "xtts_batch_size": "1 (one job at a time) until a GPU run measures what each card holds (docs/performance.md)",
     "voice_max_upload_bytes": "reference-sample limit of the voice library (product default)",
     "voice_min_seconds": "reference-sample limit of the voice library (product default)",
     "voice_recommended_seconds": "reference-sample advice of the voice library (product default)",

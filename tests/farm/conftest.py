@@ -40,7 +40,7 @@ from voicefarm.settings import DEFAULT_TIERS
 
 FAULTS = ["broken", "hangs", "stuck", "silent", "flapping", "stutters"]  # tests/fault_engines.py, each with a worker
 IDLE = ["ghost", "dud"]  # configured, but the farm starts no worker for them
-SPARE = ["slow", "timed", "clogged"]  # workers that the tests needing them start themselves (more_workers)
+SPARE = ["slow", "timed", "clogged", "crowd"]  # workers that the tests needing them start themselves (more_workers)
 RUN = secrets.token_hex(4)
 TMP = Path(tempfile.mkdtemp(prefix=f"voicefarm-test-{RUN}-"))
 PG_ADMIN = os.environ.get("VOICEFARM_TEST_POSTGRES", "postgresql://postgres:postgres@127.0.0.1:5432/postgres")
@@ -85,9 +85,10 @@ ENV = {
             "stuttering": ["stutters", "piper"],
             "timed": ["timed", "piper"],
             "clogged": ["clogged", "piper"],
+            "crowded": ["crowd", "piper"],
         }
     ),
-    "VOICEFARM_ENGINE_TIME_LIMITS": json.dumps({"hangs": [2, 4], "stuck": [2, 4], "clogged": [2, 5]}),
+    "VOICEFARM_ENGINE_TIME_LIMITS": json.dumps({"hangs": [2, 4], "stuck": [2, 4], "clogged": [2, 5], "crowd": [8, 60]}),
     "VOICEFARM_HEARTBEAT_SECONDS": "1",
     "VOICEFARM_WORKER_DEAD_AFTER_SECONDS": "4",
     "VOICEFARM_BREAKER_COOLDOWN_SECONDS": "5",
@@ -95,6 +96,9 @@ ENV = {
     "VOICEFARM_TEST_FLAPPING_FLAG": str(TMP / "flapping-is-down"),
     "VOICEFARM_TEST_SLOW_SECONDS": "3",
     "VOICEFARM_XTTS_MODEL_DIR": str(TMP / "xtts-model"),
+    # The farm's XTTS worker serves two jobs at once, batching their decoding: every XTTS test
+    # goes through a threaded worker (tests/farm/test_worker_batching.py).
+    "VOICEFARM_XTTS_BATCH_SIZE": "2",
     "HF_HUB_OFFLINE": "1",  # nothing is downloaded at test time
     # The tests run this environment's commands (voicefarm, rclone) whether or not it is activated.
     "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",

@@ -80,7 +80,8 @@ def test_an_engine_without_a_live_worker_keeps_its_last_known_voices(http: httpx
         s.add(EngineCapabilities(engine="retired", capabilities=caps, updated_at=utcnow()))
     try:
         time.sleep(CATALOG_TTL + 0.2)
-        listed = {v["id"]: v for v in http.get("/v1/voices").json()}
+        voices = http.get("/v1/voices").json()
+        listed = {v["id"]: v for v in voices}
         assert listed["retired-voice"] == {
             **listed["retired-voice"],
             "engine": "retired",
@@ -88,7 +89,8 @@ def test_an_engine_without_a_live_worker_keeps_its_last_known_voices(http: httpx
             "language": "en-GB",
             "sample_rate": 16000,
         }
-        assert listed["en_US-joe-medium"]["available"]
+        # Piper's voice, which the fault engines claim too (some of their workers come and go).
+        assert [v["available"] for v in voices if (v["id"], v["engine"]) == ("en_US-joe-medium", "piper")] == [True]
         assert http.get("/v1/voices/retired-voice").json()["available"] is False
         retired = {e["name"]: e for e in http.get("/v1/engines", headers={"X-API-Key": admin_key}).json()}["retired"]
         assert retired["status"] == "no live worker" and retired["model_version"] == "retired-3"

@@ -44,6 +44,7 @@ class EngineOut(BaseModel):
     languages: list[str]
     model_version: str
     device: str | None
+    concurrency: int  # jobs one worker process serves at once (a batching engine), else 1
 
 
 @router.get("/v1/engines", response_model=list[EngineOut])
@@ -79,6 +80,7 @@ def engines(s: DB, _: Admin) -> list[EngineOut]:
                 languages=sorted(caps.languages) if caps else [],
                 model_version=caps.model_version if caps else "unknown",
                 device=caps.device if caps else None,
+                concurrency=caps.concurrency if caps else 1,
             )
         )
     return out

@@ -126,10 +126,16 @@ def worker(
         typer.echo(f"engine {engine} failed its self-test; this worker takes no jobs: {error}", err=True)
         raise typer.Exit(1)
     # The worker's own modules, Celery among them, load only in a worker whose engine passed.
-    from voicefarm.worker.run import ENGINE_ENV
+    from voicefarm.worker.run import ENGINE_ENV, THREADS_ENV
 
     os.environ[ENGINE_ENV] = engine
-    processes = concurrency
+    pool, processes = "prefork", concurrency
+    if caps.concurrency > 1:
+        # One process, one model, and a thread per job that it serves at once: the engine batches
+        # them (voicefarm.worker.limits says how each keeps its time limits; docs/operations.md why
+        # late acks stay safe).
+        pool, processes, pipeline = "threads", caps.concurrency, False
+        os.environ[THREADS_ENV] = "1"
     if pipeline:
         from voicefarm.worker.slots import SLOTS_ENV
 
@@ -149,7 +155,7 @@ def worker(
         "-Q",
         engine_queue(engine),
         "-P",
-        "prefork",
+        pool,
         "-c",
         str(processes),
         "--prefetch-multiplier",

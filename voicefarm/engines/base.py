@@ -41,6 +41,9 @@ class Capabilities:
     model_version: str = "unknown"
     # Why the engine cannot run here (missing weights, missing credentials); None when it can.
     unavailable: str | None = None
+    # Jobs one loaded model serves at once from as many threads of one process (an engine that
+    # batches them, as XTTS decodes several texts in one step); 1: one job at a time.
+    concurrency: int = 1
 
     def to_json(self) -> dict[str, Any]:
         """What a worker advertises in its heartbeat (built-in voices only: no cloned ones)."""
@@ -54,6 +57,7 @@ class Capabilities:
             "device": self.device,
             "model_version": self.model_version,
             "unavailable": self.unavailable,
+            "concurrency": self.concurrency,
         }
 
     @classmethod
@@ -65,6 +69,7 @@ class Capabilities:
             data["device"],
             data["model_version"],
             data.get("unavailable"),
+            data.get("concurrency", 1),
         )
 
 

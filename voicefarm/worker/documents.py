@@ -65,7 +65,7 @@ def document(job_id: str, dispatch: int) -> None:
 @shared_task(name=names.SEGMENT, bind=True, ignore_result=False)
 def segment(self: Task, job_id: str, dispatch: int, position: int) -> None:
     name = engine().name
-    with engine_slot(self) as slot:
+    with engine_slot(self) as turn:
         run = ride_out(
             lambda: begin_segment(job_id, name, worker_name(), dispatch, position), f"document {job_id}: begin"
         )
@@ -73,7 +73,7 @@ def segment(self: Task, job_id: str, dispatch: int, position: int) -> None:
             hear(job_id, run)
             return
         try:
-            audio, seconds, _ = attempt(run, slot, live=False)
+            audio, seconds, _ = attempt(run, turn, live=False)
         except Exception as e:  # any failure but an outage, the soft time limit included
             if is_outage(e):
                 raise  # the engine's run is not to blame: the reconciler sends the document again

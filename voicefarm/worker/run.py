@@ -7,11 +7,12 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import lru_cache, partial
 
 from celery import Task, signals
@@ -33,12 +34,21 @@ from voicefarm.store import db
 from voicefarm.store.objects import get_store
 from voicefarm.store.outages import best_effort, ride_out
 from voicefarm.worker import slots
+from voicefarm.worker.limits import Limits, Watchdog, within
 from voicefarm.worker.slots import Slot
 
 log = logging.getLogger(__name__)
 
 ENGINE_ENV = "VOICEFARM_WORKER_ENGINE"
+# Set by a worker whose engine serves several jobs at once (Capabilities.concurrency): its runs
+# are threads of one process that share one loaded model, and keep their own time limits.
+THREADS_ENV = "VOICEFARM_WORKER_THREADS"
 _engine: Engine | None = None
+_watchdog = Watchdog()
+
+
+def threaded() -> bool:
+    return bool(os.environ.get(THREADS_ENV))
 
 
 @signals.worker_process_init.connect
@@ -57,6 +67,14 @@ def load_engine(**_: object) -> None:
     log.info("engine %s ready in %.1f s (pid %d)", name, time.perf_counter() - started, os.getpid())
 
 
+@signals.celeryd_after_setup.connect
+def load_shared_engine(**_: object) -> None:
+    """A threaded worker's one model, loaded in its one process before it consumes (and once its
+    log is set up, which says how long it took)."""
+    if threaded():
+        load_engine()
+
+
 def engine() -> Engine:
     if _engine is None:
         raise RuntimeError("this worker has no engine; start it with `voicefarm worker --engine NAME`")
@@ -69,12 +87,24 @@ def engine_version() -> str:
 
 
 def worker_name() -> str:
-    """Who runs an attempt: the worker (its main process, which beats) and the pool process."""
+    """Who runs an attempt: the worker (its main process, which beats) and the pool process, or
+    in a threaded worker the main process and the thread."""
+    if threaded():
+        return f"{process_name(engine().name, os.getpid())}/{os.getpid()}.{threading.get_native_id()}"
     return f"{process_name(engine().name, os.getppid())}/{os.getpid()}"
 
 
+@dataclass(frozen=True)
+class Turn:
+    """One run's hold on the engine: its slot, and the time limits it keeps itself, which are
+    none where the pool keeps them (voicefarm.worker.limits)."""
+
+    slot: Slot
+    limits: Limits
+
+
 @contextmanager
-def engine_slot(task: Task) -> Iterator[Slot]:
+def engine_slot(task: Task) -> Iterator[Turn]:
     """The engine's slot for one run, taken before the job is begun (voicefarm.worker.slots). A run
     whose soft time limit passes while it waits (behind a job that hangs, say) goes back on its
     queue as it came: its job was not begun, and its engine did nothing wrong."""
@@ -82,12 +112,20 @@ def engine_slot(task: Task) -> Iterator[Slot]:
         slot = slots.acquire()
     except SoftTimeLimitExceeded:
         raise task.retry(countdown=0, max_retries=None) from None
-    with slot:
-        yield slot
+    limits = Limits()
+    if threaded():
+        hard, soft = task.request.timelimit or (None, None)
+        limits = Limits.from_now(soft or task.app.conf.task_soft_time_limit, hard or task.app.conf.task_time_limit)
+        _watchdog.watch(f"task {task.request.id}", limits)
+    try:
+        with slot:
+            yield Turn(slot, limits)
+    finally:
+        _watchdog.done()
 
 
-def attempt(run: Run, slot: Slot, live: bool = True) -> tuple[CachedAudio, float, tuple[Word, ...] | None]:
-    """Synthesize in the engine `slot`, then release it and gate, encode and store (a pipelined
+def attempt(run: Run, turn: Turn, live: bool = True) -> tuple[CachedAudio, float, tuple[Word, ...] | None]:
+    """Synthesize in the engine's slot, then release it and gate, encode and store (a pipelined
     worker's other pool process synthesizes the next job meanwhile: voicefarm.worker.slots). Returns
     what to record, the synthesis time, and the engine's own word timings if it has them. A
     `live` run appends its pieces to the job's feed; a document's segments do not, since they
@@ -102,10 +140,10 @@ def attempt(run: Run, slot: Slot, live: bool = True) -> tuple[CachedAudio, float
             reference_key=latents_key(voice, engine().name, engine_version()),
         )
     started = time.perf_counter()
-    pieces = stream(engine(), request)
+    pieces = within(stream(engine(), request), turn.limits)
     audio = joined(published(run, pieces) if live else pieces)
     seconds = time.perf_counter() - started
-    slot.release()
+    turn.slot.release()
     quality.check(audio, request.text, request.speed, get_settings().quality_max_wer, request.language)
     cached = keep(audio, run.key, run.source, run.format, run.rate)
     log.info(

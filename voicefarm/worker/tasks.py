@@ -30,14 +30,14 @@ log = logging.getLogger(__name__)
 @shared_task(name=names.SYNTHESIZE, bind=True)
 def synthesize(self: Task, job_id: str, dispatch: int | None = None) -> None:
     name = engine().name
-    with engine_slot(self) as slot:
+    with engine_slot(self) as turn:
         run = ride_out(lambda: begin(job_id, name, worker_name(), dispatch), f"job {job_id}: begin")
         if run is None:
             return
         error = run.move_on
         if error is None:
             try:
-                cached, seconds, words = attempt(run, slot)
+                cached, seconds, words = attempt(run, turn)
             except Exception as e:  # any failure, the soft time limit included, moves the job on
                 if is_outage(e):
                     # Not the engine's failure: the attempt stays open, and once this worker no

@@ -144,6 +144,7 @@ class XttsEngine:
             device=self._device_name(),
             model_version="unknown" if problem else self._model_version or self._version(),
             unavailable=problem,
+            concurrency=self.batch_size,
         )
 
     # --- with torch ----------------------------------------------------------------------
