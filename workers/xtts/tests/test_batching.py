@@ -255,6 +255,8 @@ def test_concurrent_requests_each_get_their_own_speech(checkpoint: Path, referen
     batched.load()
     one = XttsEngine(checkpoint, device="cpu")
     one.load()
+    # What a worker reads to run that many jobs at once in one process (voicefarm.cli.serve).
+    assert (batched.capabilities().concurrency, one.capabilities().concurrency) == (4, 1)
 
     def likeliest(text: str) -> SynthesisRequest:
         return SynthesisRequest(
