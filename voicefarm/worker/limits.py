@@ -10,8 +10,8 @@ be neither interrupted nor killed. There each run keeps its own limits here:
   stopped);
 - past its hard limit, the run is stuck where nothing can reach it, so the watchdog ends the
   whole process, as the hard limit ends a pool process. Every job the worker held was acked late,
-  so none is lost: the reconciler sends each again, and a job that its engine's workers keep dying
-  on moves down its chain (`max_lost_per_engine`).
+  so none is lost: the reconciler sends each again, and a job that its engine's workers have died
+  on more than `max_lost_per_engine` times moves down its chain.
 """
 
 from __future__ import annotations
