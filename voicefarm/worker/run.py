@@ -51,13 +51,9 @@ def threaded() -> bool:
     return bool(os.environ.get(THREADS_ENV))
 
 
-@signals.worker_process_init.connect
-def load_engine(**_: object) -> None:
+def load_engine() -> None:
     """Load the model in the process that will use it, before it takes a job."""
     global _engine
-    # The parent's heartbeat opened database connections before this child was forked: sharing
-    # their sockets would corrupt both sides, so the child starts with a pool of its own.
-    db.sql_engine().dispose(close=False)
     name = os.environ.get(ENGINE_ENV)
     if not name:
         return
@@ -67,10 +63,18 @@ def load_engine(**_: object) -> None:
     log.info("engine %s ready in %.1f s (pid %d)", name, time.perf_counter() - started, os.getpid())
 
 
+@signals.worker_process_init.connect
+def load_in_pool_process(**_: object) -> None:
+    # The parent's heartbeat opened database connections before this child was forked: sharing
+    # their sockets would corrupt both sides, so the child starts with a pool of its own.
+    db.sql_engine().dispose(close=False)
+    load_engine()
+
+
 @signals.celeryd_after_setup.connect
 def load_shared_engine(**_: object) -> None:
     """A threaded worker's one model, loaded in its one process before it consumes (and once its
-    log is set up, which says how long it took)."""
+    log is set up, which says how long it took); nothing was forked, so its connections stay."""
     if threaded():
         load_engine()
 
