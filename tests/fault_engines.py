@@ -166,6 +166,27 @@ class Crowd(FaultEngine):
         return joined(self.stream(request))
 
 
+class Endless(FaultEngine):
+    """Streams its text's tone in ten pieces, ten a second; a text that starts "Endless" goes on
+    with more pieces for good, so only a cancel (or its soft time limit) stops it."""
+
+    def stream(self, request: SynthesisRequest) -> Iterator[Audio]:
+        audio = tone(request.text)
+        if request.text == get_settings().self_test_text:
+            yield audio
+            return
+        pieces = np.array_split(audio.samples, 10)
+        while True:
+            for piece in pieces:
+                yield Audio(piece, audio.sample_rate)
+                time.sleep(0.1)
+            if not request.text.startswith("Endless"):
+                return
+
+    def synthesize(self, request: SynthesisRequest) -> Audio:
+        return joined(self.stream(request))
+
+
 class Dud(FaultEngine):
     """Broken from the start: even its self-test probe fails."""
 
@@ -212,6 +233,10 @@ def timed(settings) -> Timed:
 
 def crowd(settings) -> Crowd:
     return Crowd("crowd")
+
+
+def endless(settings) -> Endless:
+    return Endless("endless")
 
 
 def dud(settings) -> Dud:

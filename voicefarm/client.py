@@ -27,6 +27,7 @@ from pydantic import TypeAdapter
 from voicefarm.errors import (
     Forbidden,
     InvalidRequest,
+    JobCanceled,
     JobFailed,
     NotFound,
     NotReady,
@@ -41,7 +42,7 @@ from voicefarm.errors import (
 from voicefarm.schemas import BatchItem, BatchOut, ClonedVoiceOut, JobOut, TimestampsOut, VoiceOut
 from voicefarm.signing import verify_signature
 
-FINAL = ("succeeded", "failed")
+FINAL = ("succeeded", "failed", "canceled")
 POLL_FIRST, POLL_MAX = 0.05, 1.0
 MAX_RETRY_DELAY = 30.0
 T = TypeVar("T")
@@ -52,6 +53,7 @@ __all__ = [
     "Client",
     "FarmError",
     "Invalid",
+    "JobCanceled",
     "JobFailed",
     "NotFound",
     "NotReady",
@@ -175,6 +177,15 @@ def poll(
     return current
 
 
+def ended(job: JobOut) -> JobFailed | None:
+    """Why a final job has no audio: JobCanceled or JobFailed, with its state; None if it has."""
+    if job.status == "canceled":
+        return JobCanceled(f"job {job.id} was canceled", job)
+    if job.status == "failed":
+        return JobFailed(f"job {job.id} failed: {job.error}", job)
+    return None
+
+
 def _options(options: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if v is not None}
 
@@ -211,6 +222,12 @@ class Flows:
             )
         )
 
+    def cancel(self, job_id: str) -> Flow[JobOut]:
+        return JobOut.model_validate((yield from self.call(Call("POST", f"/v1/jobs/{job_id}/cancel"))).json())
+
+    def cancel_batch(self, batch_id: str) -> Flow[BatchOut]:
+        return BatchOut.model_validate((yield from self.call(Call("POST", f"/v1/batches/{batch_id}/cancel"))).json())
+
     def stream_refused(self, job: JobOut, response: httpx.Response) -> Flow[FarmError]:
         """Why GET /v1/jobs/{id}/stream refused. Its 409 is a job that failed, or one whose audio
         cannot stream yet: the job, asked again, says which; a failed one is JobFailed, with its
@@ -219,11 +236,11 @@ class Flows:
         if response.status_code != 409 or job.id is None:
             return error
         final = yield from self.get(job.id)
-        return JobFailed(error.message, final) if final.status == "failed" else error
+        return ended(final) or error
 
     def download(self, source: JobOut | BatchItem) -> Flow[bytes]:
-        if isinstance(source, JobOut) and source.status == "failed":
-            raise JobFailed(f"job {source.id} failed: {source.error}", source)
+        if isinstance(source, JobOut) and (error := ended(source)) is not None:
+            raise error
         if source.audio_url is None:
             what = (
                 f"job {source.id} is {source.status}"
@@ -276,8 +293,8 @@ class Flows:
         job = yield from self.wait(job, timeout, None)
         if job.id is None:
             raise InvalidRequest("a cache hit made no job: submit with timestamps=True for its timestamps")
-        if job.status == "failed":
-            raise JobFailed(f"job {job.id} failed: {job.error}", job)
+        if (error := ended(job)) is not None:
+            raise error
         # Succeeded: a 409 now means its audio is still being aligned.
         call, deadline, delay = Call("GET", f"/v1/jobs/{job.id}/timestamps"), time.monotonic() + timeout, POLL_FIRST
         while True:
@@ -366,6 +383,11 @@ class Client:
     def get(self, job_id: str) -> JobOut:
         return self._run(self.flows.get(job_id))
 
+    def cancel(self, job_id: str) -> JobOut:
+        """Cancel a job: it stops at its next piece of audio, or never runs. Returns the job as
+        it stands then (one that ended first keeps its own outcome)."""
+        return self._run(self.flows.cancel(job_id))
+
     def wait(
         self, job: JobOut | str, *, timeout: float = 300.0, progress: Callable[[JobOut], None] | None = None
     ) -> JobOut:
@@ -374,7 +396,7 @@ class Client:
         return self._run(self.flows.wait(job, timeout, progress))
 
     def download(self, source: JobOut | BatchItem) -> bytes:
-        """A succeeded job's (or batch item's) audio; JobFailed or NotReady otherwise."""
+        """A succeeded job's (or batch item's) audio; JobFailed (JobCanceled) or NotReady otherwise."""
         return self._run(self.flows.download(source))
 
     def synthesize(self, text: str, *, timeout: float = 300.0, **options: Any) -> bytes:
@@ -444,6 +466,10 @@ class Client:
     def get_batch(self, batch_id: str) -> BatchOut:
         return self._run(self.flows.get_batch(batch_id))
 
+    def cancel_batch(self, batch_id: str) -> BatchOut:
+        """Cancel every job of a batch that has not ended; returns the batch as it stands then."""
+        return self._run(self.flows.cancel_batch(batch_id))
+
     def wait_batch(self, batch: BatchOut | str, *, timeout: float = 600.0) -> BatchOut:
         """The batch once every item is final, its manifest complete."""
         return self._run(self.flows.wait_batch(batch, timeout))
@@ -490,6 +516,9 @@ class AsyncClient:
 
     async def get(self, job_id: str) -> JobOut:
         return await self._run(self.flows.get(job_id))
+
+    async def cancel(self, job_id: str) -> JobOut:
+        return await self._run(self.flows.cancel(job_id))
 
     async def wait(
         self, job: JobOut | str, *, timeout: float = 300.0, progress: Callable[[JobOut], None] | None = None
@@ -554,6 +583,9 @@ class AsyncClient:
 
     async def get_batch(self, batch_id: str) -> BatchOut:
         return await self._run(self.flows.get_batch(batch_id))
+
+    async def cancel_batch(self, batch_id: str) -> BatchOut:
+        return await self._run(self.flows.cancel_batch(batch_id))
 
     async def wait_batch(self, batch: BatchOut | str, *, timeout: float = 600.0) -> BatchOut:
         return await self._run(self.flows.wait_batch(batch, timeout))

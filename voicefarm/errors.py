@@ -15,6 +15,7 @@
     ├── Unavailable           a server the farm needs (broker, database, cache) is down
     ├── AudioRejected         synthesized audio the quality gate refuses: the job moves on
     ├── JobFailed             the job finished without audio
+    │   └── JobCanceled       its owner canceled it
     └── StreamBroken          a live stream stopped short: its attempt failed after its audio began
 
 Domain code raises these and never speaks HTTP: the API maps each class to its status in one
@@ -103,6 +104,10 @@ class JobFailed(VoicefarmError):
     def __init__(self, message: str, job: object = None) -> None:
         super().__init__(message)
         self.job = job
+
+
+class JobCanceled(JobFailed):
+    """The job was canceled (POST /v1/jobs/{id}/cancel, or its batch's): it ends with no audio."""
 
 
 class StreamBroken(VoicefarmError):

@@ -72,7 +72,7 @@ class Timings(BaseModel):
 
 class JobOut(BaseModel):
     id: str | None = Field(description="The job's id; null for a cache hit, which made no job.")
-    status: Literal["queued", "running", "succeeded", "failed"]
+    status: Literal["queued", "running", "succeeded", "failed", "canceled"]
     cache: Literal["hit", "miss"] = "miss"
     poll_url: str | None = None
     engine: str | None = None
@@ -215,6 +215,7 @@ class BatchCounts(BaseModel):
     running: int = 0
     succeeded: int = 0
     failed: int = 0
+    canceled: int = 0
 
 
 class BatchFailure(BaseModel):

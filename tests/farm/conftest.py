@@ -40,7 +40,8 @@ from voicefarm.settings import DEFAULT_TIERS
 
 FAULTS = ["broken", "hangs", "stuck", "silent", "flapping", "stutters"]  # tests/fault_engines.py, each with a worker
 IDLE = ["ghost", "dud"]  # configured, but the farm starts no worker for them
-SPARE = ["slow", "timed", "clogged", "crowd"]  # workers that the tests needing them start themselves (more_workers)
+# Workers that the tests needing them start themselves (more_workers).
+SPARE = ["slow", "timed", "clogged", "crowd", "endless"]
 RUN = secrets.token_hex(4)
 TMP = Path(tempfile.mkdtemp(prefix=f"voicefarm-test-{RUN}-"))
 PG_ADMIN = os.environ.get("VOICEFARM_TEST_POSTGRES", "postgresql://postgres:postgres@127.0.0.1:5432/postgres")
@@ -86,9 +87,12 @@ ENV = {
             "timed": ["timed", "piper"],
             "clogged": ["clogged", "piper"],
             "crowded": ["crowd", "piper"],
+            "endless": ["endless", "piper"],
         }
     ),
-    "VOICEFARM_ENGINE_TIME_LIMITS": json.dumps({"hangs": [2, 4], "stuck": [2, 4], "clogged": [2, 5], "crowd": [8, 60]}),
+    "VOICEFARM_ENGINE_TIME_LIMITS": json.dumps(
+        {"hangs": [2, 4], "stuck": [2, 4], "clogged": [2, 5], "crowd": [8, 60], "endless": [60, 90]}
+    ),
     "VOICEFARM_HEARTBEAT_SECONDS": "1",
     "VOICEFARM_WORKER_DEAD_AFTER_SECONDS": "4",
     "VOICEFARM_BREAKER_COOLDOWN_SECONDS": "5",

@@ -16,6 +16,7 @@ PUBLIC = {
     "Client",
     "FarmError",
     "Invalid",
+    "JobCanceled",
     "JobFailed",
     "NotFound",
     "NotReady",

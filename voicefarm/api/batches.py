@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
 from voicefarm.api.deps import DB, Caller, Limit, newest
-from voicefarm.jobs import submit
+from voicefarm.jobs import cancel, submit
 from voicefarm.jobs.notify import tenant_secret
 from voicefarm.jobs.payloads import batch_out, batch_summaries
 from voicefarm.library.retention import tombstones
@@ -40,11 +40,25 @@ def list_batches(request: Request, s: DB, caller: Caller, limit: Limit = 20) -> 
     return batch_summaries(s, list(rows), str(request.base_url))
 
 
-@router.get("/batches/{batch_id}", response_model=BatchOut, responses=errors)
-def get_batch(batch_id: str, request: Request, s: DB, caller: Caller) -> BatchOut:
+def owned_batch(s: DB, caller: Caller, batch_id: str) -> Batch:
     batch = s.get(Batch, batch_id)
     if batch is None or batch.tenant_id != caller.tenant_id:
         raise tombstones.not_found(s, "batch", batch_id, caller.tenant_id, f"no batch {batch_id!r}")
+    return batch
+
+
+@router.get("/batches/{batch_id}", response_model=BatchOut, responses=errors)
+def get_batch(batch_id: str, request: Request, s: DB, caller: Caller) -> BatchOut:
+    return batch_out(s, owned_batch(s, caller, batch_id), str(request.base_url))
+
+
+@router.post("/batches/{batch_id}/cancel", response_model=BatchOut, responses=errors)
+def cancel_batch(batch_id: str, request: Request, s: DB, caller: Caller) -> BatchOut:
+    """Cancel every job of the batch that has not ended (as POST /v1/jobs/{id}/cancel does each),
+    and answer the batch as it stands then: done once none of its jobs is in flight."""
+    batch = owned_batch(s, caller, batch_id)
+    cancel.cancel_batch(batch_id)
+    s.expire_all()
     return batch_out(s, batch, str(request.base_url))
 
 

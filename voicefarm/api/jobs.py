@@ -1,4 +1,4 @@
-"""Jobs: submit, poll, fetch audio, or hear it as it is made."""
+"""Jobs: submit, poll, fetch audio, hear it as it is made, or cancel."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from voicefarm.audio.codec import content_type
 from voicefarm.audio.encoder import STREAM_FORMATS
 from voicefarm.engines.base import Word
 from voicefarm.errors import JobFailed, NotReady
-from voicefarm.jobs import submit
+from voicefarm.jobs import cancel, submit
 from voicefarm.jobs.payloads import cached_out, job_out
 from voicefarm.library import timestamps
 from voicefarm.library.cache import CachedAudio, get_cache
@@ -78,6 +78,19 @@ def owned_job(s: DB, caller: Caller, job_id: str) -> Job:
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses=errors)
 def get_job(job_id: str, request: Request, s: DB, caller: Caller) -> JobOut:
+    return job_out(owned_job(s, caller, job_id), str(request.base_url))
+
+
+@router.post("/jobs/{job_id}/cancel", response_model=JobOut, responses=errors)
+def cancel_job(job_id: str, request: Request, s: DB, caller: Caller) -> JobOut:
+    """Cancel the job: queued, it never runs; running, it stops at its next piece of audio and
+    frees its worker; its listeners' streams end, and its callback says `job.canceled`. A job
+    whose synthesis others follow (the same speech, asked for again) is canceled for its owner
+    alone: the synthesis goes on for them. Answers the job as it stands then, so a job that
+    ended before the cancel came shows its own outcome: a cancel never fails on a race."""
+    owned_job(s, caller, job_id)
+    cancel.cancel_job(job_id)
+    s.expire_all()
     return job_out(owned_job(s, caller, job_id), str(request.base_url))
 
 

@@ -29,7 +29,7 @@ from voicefarm.jobs import relay
 from voicefarm.jobs.feeds import get_feed
 from voicefarm.library.cache import get_cache
 from voicefarm.library.renditions import content_key_of, master_key
-from voicefarm.store.models import Job, Rendition
+from voicefarm.store.models import Job, JobStatus, Rendition
 from voicefarm.store.objects import get_store
 
 log = logging.getLogger(__name__)
@@ -39,11 +39,12 @@ CHUNK_BYTES = 64 * 1024  # a stored file goes out in pieces of this size
 
 def job_state(s: Session, job_id: str) -> relay.JobState:
     try:
-        query = select(Job.status, Job.leader_id, Job.object_key, Job.error).where(Job.id == job_id)
+        query = select(Job.status, Job.canceled_at, Job.leader_id, Job.object_key, Job.error).where(Job.id == job_id)
         row = s.execute(query).one_or_none()
         if row is None:  # deleted meanwhile, with its voice
             raise NotFound(f"no job {job_id!r}")
-        return relay.JobState(row.status, row.leader_id, row.object_key, row.error)
+        status = JobStatus.canceled.value if row.canceled_at else row.status
+        return relay.JobState(status, row.leader_id, row.object_key, row.error)
     finally:
         s.rollback()  # back to the pool between polls: a long wait must not hold a connection
 

@@ -3,7 +3,7 @@
 - `serve`: the farm's long-running processes (API, workers, webhooks, aligner, Flower, the
   reconciler) and the farms that run here in the foreground (`up`, `demo`);
 - `admin`: one-off work on the farm's database (migrations, keys, tenants' limits, collection);
-- `speak`: the SDK's commands, which reach a running farm over HTTP only (`say`, `pregen`);
+- `speak`: the SDK's commands, which reach a running farm over HTTP only (`say`, `pregen`, `cancel`);
 - `output`: the console they all print to.
 
 Commands import what they use when they run, so `--help` and each command load only their own
@@ -30,6 +30,7 @@ for command in (
     serve.up,
     speak.say,
     speak.pregen,
+    speak.cancel,
     serve.demo,
 ):
     app.command()(command)

@@ -104,6 +104,33 @@ def _say_streaming(client: Client, job: JobOut, output: Path, started: float) ->
     console.print(f"{output}: {size:,} bytes in {time.monotonic() - started:.2f} s, streamed as they came")
 
 
+def cancel(
+    id: Annotated[str, typer.Argument(help="A job's id, or a batch's with --batch.")],
+    batch: Annotated[bool, typer.Option("--batch", help="Cancel every unfinished job of batch ID.")] = False,
+) -> None:
+    """Cancel a job (or a batch's unfinished jobs): queued, it never runs; running, it stops at
+    its next piece of audio. A job that had already ended keeps its outcome, and says so."""
+    from voicefarm.client import Client, FarmError
+
+    settings = get_settings()
+    url = os.environ.get("VOICEFARM_URL", settings.base_url.rstrip("/"))
+    with Client(url, _api_key(settings)) as client:
+        try:
+            if batch:
+                counts = client.cancel_batch(id).counts
+                console.print(
+                    f"batch {id}: {counts.canceled} canceled, {counts.succeeded} succeeded, {counts.failed} failed"
+                )
+                return
+            job = client.cancel(id)
+        except FarmError as e:
+            console.print(f"[red]{e}[/red]")
+            raise typer.Exit(1) from None
+    console.print(f"job {id}: {job.status}")
+    if job.status != "canceled":
+        raise typer.Exit(2)  # it had ended before the cancel came
+
+
 def pregen(
     phrases: Annotated[Path, typer.Argument(help="A text file: one phrase a line (blank lines skipped).")],
     voice: Annotated[list[str], typer.Option(help="A voice id; repeat for several.")] = [],  # noqa: B006
@@ -141,7 +168,7 @@ def pregen(
         with Progress(*columns, console=console) as progress:
             task = progress.add_task("pregen", total=batch.total, batch=batch.id, rate="")
             while True:
-                done = batch.counts.succeeded + batch.counts.failed
+                done = batch.counts.succeeded + batch.counts.failed + batch.counts.canceled
                 rate = f"{done / max(time.monotonic() - started, 1e-6):.1f} items/s"
                 if batch.segments is not None:  # long texts: how far their segments are
                     rate += f", segments {batch.segments.done}/{batch.segments.total}"

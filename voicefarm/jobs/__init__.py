@@ -3,7 +3,8 @@
 - `submit`: the one path from a parsed request (a job, a batch, OpenAI's speech) to its cached
   audio, its job or its batch; `plans` validates and keys a request, `recording` records it once
   per content key (identical requests follow one synthesis) and sends it;
-- `lifecycle`: begin, reroute, finish and settle, each one transaction; `keys`: what makes
+- `lifecycle`: begin, reroute, finish and settle, each one transaction; `cancel`: a job or a
+  batch its owner no longer wants; `keys`: what makes
   requests the same speech; `batches`: a batch is done when none of its jobs is in flight;
 - `notify`: a finished job's or batch's callback, announced once its transaction commits;
   `payloads`: how a job or batch looks to clients and webhooks;

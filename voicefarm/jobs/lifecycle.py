@@ -237,7 +237,9 @@ def move(s: Session, job: Job, link: Link) -> bool:
 
 def settle(s: Session, job: Job, outcome: dict[str, Any]) -> bool:
     """Write a final outcome on a job and every follower waiting on it; then finish their
-    batches and announce their callbacks. True when the job or a follower asked for timestamps."""
+    batches and announce their callbacks. True when the job or a follower asked for timestamps.
+    A job its owner canceled while others followed it ran on for them: it ends canceled
+    (announced when it was canceled), and its followers get the outcome."""
     for field, value in outcome.items():
         setattr(job, field, value)
     # The followers are the rows this update wrote (RETURNING), not those a query found a moment
@@ -248,13 +250,17 @@ def settle(s: Session, job: Job, outcome: dict[str, Any]) -> bool:
         .values({field: getattr(job, field) for field in OUTCOME})
         .returning(Job.id, Job.batch_id, Job.callback_url, Job.timestamps)
     ).all()
-    for job_id, _, callback, _ in [(job.id, job.batch_id, job.callback_url, job.timestamps), *followers]:
+    state, own = job.status, [] if job.canceled_at else [(job.id, job.batch_id, job.callback_url, job.timestamps)]
+    if job.canceled_at:
+        job.status = JobStatus.canceled.value
+        counters.on_commit(s, counters.jobs_finished.labels(job.engine, job.status).inc)
+    for job_id, _, callback, _ in [*own, *followers]:
         if callback:
             notify.announce_after_commit(s, "job", job_id)
-    counters.on_commit(s, partial(counters.jobs_finished.labels(job.engine, job.status).inc, 1 + len(followers)))
+    counters.on_commit(s, partial(counters.jobs_finished.labels(job.engine, state).inc, len(own) + len(followers)))
     s.flush()
     finish_if_done(s, [job.batch_id, *(batch_id for _, batch_id, _, _ in followers)])
-    return job.timestamps or any(wants for *_, wants in followers)
+    return any(wants for *_, wants in [*own, *followers])
 
 
 def finish(

@@ -1,5 +1,5 @@
-"""A finished job's or batch's callback: announced once its transaction commits, and what it says.
-The signed delivery itself runs on the webhook sender (voicefarm.worker.webhooks)."""
+"""A finished or canceled job's, or a finished batch's, callback: announced once its transaction
+commits, and what it says. The signed delivery itself runs on the webhook sender (voicefarm.worker.webhooks)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,10 @@ def payload(session: Session, kind: str, object_id: str) -> tuple[str, str, dict
         return (
             job.tenant_id,
             job.callback_url,
-            {"event": "job.finished", "job": job_out(job, base).model_dump(mode="json")},
+            {
+                "event": "job.canceled" if job.canceled_at else "job.finished",
+                "job": job_out(job, base).model_dump(mode="json"),
+            },
         )
     batch = session.get(Batch, object_id)
     if batch is None or not batch.callback_url:

@@ -25,7 +25,7 @@ def job_out(job: Job, base_url: str) -> JobOut:
     done = job.status == JobStatus.succeeded.value
     return JobOut(
         id=job.id,
-        status=job.status,
+        status=job.shown_status,
         # Done from the cache: no synthesis of its own, nor one it followed.
         cache="hit" if done and not job.attempts and job.leader_id is None else "miss",
         poll_url=f"{base_url}v1/jobs/{job.id}",
@@ -86,13 +86,13 @@ def cached_out(hit: CachedAudio, base_url: str) -> JobOut:
 
 def progress(counts: BatchCounts, total: int) -> float:
     """The share of a batch's items that are final."""
-    return round((counts.succeeded + counts.failed) / total, 4) if total else 1.0
+    return round((counts.succeeded + counts.failed + counts.canceled) / total, 4) if total else 1.0
 
 
 def batch_out(s: Session, batch: Batch, base_url: str) -> BatchOut:
     """Counts and failures always; the manifest once every item is final."""
     jobs = s.scalars(select(Job).where(Job.batch_id == batch.id).order_by(Job.batch_index)).all()
-    counts = BatchCounts(**{state: sum(j.status == state for j in jobs) for state in BatchCounts.model_fields})
+    counts = BatchCounts(**{state: sum(j.shown_status == state for j in jobs) for state in BatchCounts.model_fields})
     done = not any(j.status in ACTIVE for j in jobs)
     documents = [j for j in jobs if j.document and j.segments]
     return BatchOut(

@@ -124,6 +124,11 @@ def record(
         return job, True  # the leader finished between our insert and our look: lead ourselves
     # The leader may have finished before this follower was visible to it: settle from its row.
     session.refresh(leader)
+    if leader.status == JobStatus.canceled.value:
+        # Canceled by its owner before it saw this follower: nothing speaks for it, so it leads.
+        job.leader_id, job.segments = None, segment_rows(p)
+        session.commit()
+        return job, True
     if leader.status not in ACTIVE:
         copy_outcome(leader, job)
         if job.timestamps and job.status == JobStatus.succeeded.value:

@@ -10,7 +10,8 @@ segments arrive as they are ready, in any order: the relay holds each until thos
 have been heard, so the listener hears the document in order, and yields each as a Said.
 
 Between entries the relay asks the job's state, so it also ends when the feed says nothing
-more: the job failed for good (JobFailed), or it succeeded with no audio to relay, as a job
+more: the job failed for good (JobFailed) or was canceled (JobCanceled, at once from its
+`canceled` entry), or it succeeded with no audio to relay, as a job
 answered by another's synthesis does; then the relay yields the stored object's key instead.
 """
 
@@ -20,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from voicefarm.engines.base import Audio
-from voicefarm.errors import JobFailed, NotReady, StreamBroken
+from voicefarm.errors import JobCanceled, JobFailed, NotReady, StreamBroken
 from voicefarm.jobs.feeds import Feed
 from voicefarm.store.models import ACTIVE, JobStatus
 
@@ -64,6 +65,10 @@ async def follow(
     while True:
         entries, cursor = await feed.read(source, cursor, check)
         for entry in entries:
+            if entry.kind == "canceled":  # no attempt's: it names the job, maybe another follower
+                if entry.job == job_id:
+                    raise JobCanceled(f"job {job_id} was canceled")
+                continue
             if entry.attempt in passed_over:
                 continue
             if following is not None and entry.attempt != following[0] and sent:
@@ -111,6 +116,8 @@ async def follow(
             if leader != source and not sent:
                 source, cursor, following = leader, feed.start, None
             continue
+        if job.status == JobStatus.canceled.value:
+            raise JobCanceled(f"job {job_id} was canceled")
         if job.status != JobStatus.succeeded.value:
             if sent:
                 raise StreamBroken(f"job {job_id} failed after its audio began: {job.error}", job_id)

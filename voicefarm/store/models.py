@@ -68,15 +68,18 @@ class JobStatus(StrEnum):
     running = "running"
     succeeded = "succeeded"
     failed = "failed"
+    canceled = "canceled"  # its owner no longer wants it (voicefarm.jobs.cancel)
 
 
 class Outcome(StrEnum):
-    """An attempt's: running until it reports, or `lost` when its worker died under it."""
+    """An attempt's: running until it reports, `lost` when its worker died under it, `canceled`
+    when its job was canceled while it ran."""
 
     running = "running"
     succeeded = "succeeded"
     failed = "failed"
     lost = "lost"
+    canceled = "canceled"
 
 
 class BatchStatus(StrEnum):
@@ -202,6 +205,13 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column(index=True)  # retention counts from here
+    # When its owner canceled it. A job that others follow keeps its synthesis going for them
+    # with its status as it was, and shows as canceled (`shown_status`) until it ends.
+    canceled_at: Mapped[datetime | None] = mapped_column()
+
+    @property
+    def shown_status(self) -> str:
+        return JobStatus.canceled.value if self.canceled_at is not None else self.status
 
     @property
     def links(self) -> list[Link]:

@@ -59,8 +59,8 @@ reconciled_at = Gauge(
     multiprocess_mode="max",  # the reconciler's own process sets it; a later pass has a later time
 )
 
-FINAL_OUTCOMES = (Outcome.succeeded.value, Outcome.failed.value, Outcome.lost.value)
-FINAL_STATES = (JobStatus.succeeded.value, JobStatus.failed.value)
+FINAL_OUTCOMES = (Outcome.succeeded.value, Outcome.failed.value, Outcome.lost.value, Outcome.canceled.value)
+FINAL_STATES = (JobStatus.succeeded.value, JobStatus.failed.value, JobStatus.canceled.value)
 
 
 def on_commit(s: Session, count: Callable[[], object]) -> None:

@@ -25,6 +25,7 @@ from voicefarm.audio.codec import decode
 from voicefarm.audio.join import join_segments
 from voicefarm.dispatch import names
 from voicefarm.dispatch.app import Message, get_celery, part_id, run_options
+from voicefarm.errors import JobCanceled
 from voicefarm.jobs.document import Ready, begin_join, begin_segment, fail_segment, fan_out, finish_segment
 from voicefarm.jobs.feeds import Entry, get_feed
 from voicefarm.jobs.lifecycle import Run, finish, reroute
@@ -74,6 +75,9 @@ def segment(self: Task, job_id: str, dispatch: int, position: int) -> None:
             return
         try:
             audio, seconds, _ = attempt(run, turn, live=False)
+        except JobCanceled:
+            log.info("document %s, segment %d: canceled while it ran on %s", job_id, position, name)
+            return
         except Exception as e:  # any failure but an outage, the soft time limit included
             if is_outage(e):
                 raise  # the engine's run is not to blame: the reconciler sends the document again

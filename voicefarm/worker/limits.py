@@ -1,4 +1,5 @@
-"""Each run's time limits in a worker whose runs share one process.
+"""Each run's time limits in a worker whose runs share one process, and where every run stops
+when its job is canceled.
 
 A prefork pool keeps a run's limits with signals: SoftTimeLimitExceeded raised inside it at the
 soft limit, its process killed at the hard one. A worker whose engine serves several jobs at once
@@ -26,10 +27,15 @@ from typing import TypeVar
 
 from celery.exceptions import SoftTimeLimitExceeded
 
+from voicefarm.errors import JobCanceled
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 WATCH_SECONDS = 0.5  # how often the watchdog looks: a hard limit is seconds to minutes
+# How often a run asks whether its job was canceled: often enough that a canceled job frees its
+# worker well within a second, rarely enough that an engine's many small pieces cost few queries.
+CANCEL_LOOK_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -45,14 +51,21 @@ class Limits:
         return cls(None if soft is None else now + soft, None if hard is None else now + hard)
 
 
-def within(pieces: Iterator[T], limits: Limits) -> Iterator[T]:
-    """The pieces, up to the first that comes past the soft limit: the engine's stream is closed
-    there (a batching engine's sequence leaves the batch) and SoftTimeLimitExceeded raised, as the
-    signal would have raised it."""
+def within(pieces: Iterator[T], limits: Limits, canceled: Callable[[], bool] = lambda: False) -> Iterator[T]:
+    """The pieces, up to the first that comes past the soft limit, or after the run's job was
+    `canceled` (asked at most every CANCEL_LOOK_SECONDS): the engine's stream is closed there (a
+    batching engine's sequence leaves the batch) and SoftTimeLimitExceeded raised, as the signal
+    would have raised it, or JobCanceled."""
+    look = 0.0
     try:
         for piece in pieces:
-            if limits.soft is not None and time.monotonic() > limits.soft:
+            now = time.monotonic()
+            if limits.soft is not None and now > limits.soft:
                 raise SoftTimeLimitExceeded("the run passed its soft time limit")
+            if now >= look:
+                if canceled():
+                    raise JobCanceled("the run's job was canceled")
+                look = now + CANCEL_LOOK_SECONDS
             yield piece
     finally:
         close = getattr(pieces, "close", None)

@@ -24,6 +24,7 @@ from voicefarm.audio.codec import MASTER, content_type, encode, output_rate
 from voicefarm.dispatch.app import Message, enqueue
 from voicefarm.engines.base import Audio, Engine, Word, joined, stream
 from voicefarm.fleet.heartbeat import process_name
+from voicefarm.jobs.cancel import attempt_canceled
 from voicefarm.jobs.feeds import Entry, Kind, get_feed
 from voicefarm.jobs.lifecycle import Run
 from voicefarm.library import renditions
@@ -144,7 +145,7 @@ def attempt(run: Run, turn: Turn, live: bool = True) -> tuple[CachedAudio, float
             reference_key=latents_key(voice, engine().name, engine_version()),
         )
     started = time.perf_counter()
-    pieces = within(stream(engine(), request), turn.limits)
+    pieces = within(stream(engine(), request), turn.limits, partial(attempt_canceled, run.attempt_id))
     audio = joined(published(run, pieces) if live else pieces)
     seconds = time.perf_counter() - started
     turn.slot.release()

@@ -3,7 +3,8 @@
 A worker process serves one engine (`voicefarm worker --engine NAME`) and takes one job at a
 time from the engine's queue. A run that fails (an exception, the soft time limit, the quality
 gate) moves the job to the next engine of its chain; a run that dies without reporting (hard
-time limit) does the same from the `lost` errback. A run whose pool process was killed is
+time limit) does the same from the `lost` errback. A run whose job was canceled stops at its
+next piece of audio and just ends (voicefarm.jobs.cancel). A run whose pool process was killed is
 redelivered by the broker and finds its attempt open; one whose whole worker died, or whose
 message never came back, is sent again by the reconciler (voicefarm.ops.reconcile). Each step that needs the
 database, the store or the broker rides out their outages (voicefarm.store.outages): an outage
@@ -18,6 +19,7 @@ from typing import Any
 from celery import Task, shared_task
 
 from voicefarm.dispatch import names
+from voicefarm.errors import JobCanceled
 from voicefarm.jobs.lifecycle import begin, finish, reroute
 from voicefarm.library import timestamps
 from voicefarm.library.cache import get_cache
@@ -38,6 +40,9 @@ def synthesize(self: Task, job_id: str, dispatch: int | None = None) -> None:
         if error is None:
             try:
                 cached, seconds, words = attempt(run, turn)
+            except JobCanceled:
+                log.info("job %s: canceled while it ran on %s; taking the next job", job_id, name)
+                return
             except Exception as e:  # any failure, the soft time limit included, moves the job on
                 if is_outage(e):
                     # Not the engine's failure: the attempt stays open, and once this worker no

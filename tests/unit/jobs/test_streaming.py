@@ -19,7 +19,7 @@ from voicefarm.audio.codec import encode
 from voicefarm.audio.encoder import StreamEncoder
 from voicefarm.engines.base import Audio, SynthesisRequest, Word, joined, stream
 from voicefarm.engines.text import CROSSFADE_SECONDS, crossfaded
-from voicefarm.errors import JobFailed, NotReady, StreamBroken
+from voicefarm.errors import JobCanceled, JobFailed, NotReady, StreamBroken
 from voicefarm.jobs.feeds import Entry, FileFeed
 from voicefarm.jobs.relay import JobState, Said, Stored, follow
 from voicefarm.settings import Settings
@@ -140,6 +140,29 @@ def test_a_failure_after_a_piece_breaks_the_stream(feed: FileFeed) -> None:
     feed.append("j", piece(2))
     with pytest.raises(StreamBroken, match="job j: stutters failed after its audio began"):
         relayed(feed, states(RUNNING))
+
+
+def test_a_cancel_ends_the_stream_of_the_job_it_names_and_no_other(feed: FileFeed) -> None:
+    feed.append("leader", piece(1))
+    feed.append("leader", Entry(0, "", "canceled", job="follower"))  # a follower of it was canceled
+    feed.append("leader", piece(1))
+    feed.append("leader", Entry(0, "", "canceled", job="leader"))
+    feed.append("leader", piece(1))
+    heard: list[Audio | Said | Stored] = []
+
+    async def run() -> None:
+        async for item in follow(feed, "leader", states(RUNNING), check=0.05):
+            heard.append(item)
+
+    with pytest.raises(JobCanceled, match="job leader was canceled"):
+        asyncio.run(run())
+    assert len(heard) == 2  # the pieces before its own cancel
+
+
+def test_a_job_found_canceled_between_entries_ends_its_stream(feed: FileFeed) -> None:
+    feed.append("j", piece(1))
+    with pytest.raises(JobCanceled, match="job j was canceled"):
+        relayed(feed, states(RUNNING, JobState("canceled", None, None, "canceled by its owner")))
 
 
 def test_another_attempt_after_a_piece_breaks_the_stream(feed: FileFeed) -> None:

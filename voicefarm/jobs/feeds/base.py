@@ -6,7 +6,8 @@ Entries name their attempt and engine, so a reader can tell attempts apart: a pi
 particular order: each names its position and its stored master rather than carrying samples
 (a book's audio does not belong in Redis), and, in place of an attempt, its engine's place in
 the job's chain, since one engine speaks all of it, over as many attempts and dispatches as it
-takes (voicefarm.worker.documents).
+takes (voicefarm.worker.documents). A `canceled` entry names the job its owner canceled, in the
+feed its listeners read (a follower's listeners read its leader's), so they stop at once.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from redis.typing import EncodableT, FieldT
 
 from voicefarm.engines.base import Audio
 
-Kind = Literal["audio", "end", "failed"]
+Kind = Literal["audio", "end", "failed", "canceled"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Entry:
     segment: int | None = None  # a document's piece: the segment it is,
     source: str | None = None  # the source key of its stored master,
     pause: float = 0.0  # and the seconds of silence after it
+    job: str | None = None  # kind "canceled": the job canceled
 
     def fields(self) -> dict[FieldT, EncodableT]:
         out: dict[FieldT, EncodableT] = {"attempt": self.attempt, "engine": self.engine, "kind": self.kind}
@@ -42,6 +44,8 @@ class Entry:
             out["error"] = self.error
         if self.segment is not None and self.source is not None:
             out |= {"segment": self.segment, "source": self.source, "pause": self.pause}
+        if self.job is not None:
+            out["job"] = self.job
         return out
 
     @classmethod
@@ -58,6 +62,7 @@ class Entry:
             segment,
             fields.get("source"),
             float(fields.get("pause", 0.0)),
+            fields.get("job"),
         )
 
 
