@@ -61,7 +61,7 @@ def test_recent_batches_carry_their_counts(http: TestClient) -> None:
     batch = http.post("/v1/batches", json={"phrases": ["Batch one.", "Batch two."]}).json()
     listed = http.get("/v1/batches").json()
     assert listed[0]["id"] == batch["id"] and listed[0]["total"] == 2
-    assert listed[0]["counts"] == {"queued": 2, "running": 0, "succeeded": 0, "failed": 0}
+    assert listed[0]["counts"] == {"queued": 2, "running": 0, "succeeded": 0, "failed": 0, "canceled": 0}
     assert listed[0]["status"] == "running" and listed[0]["progress"] == 0
 
 

@@ -53,7 +53,7 @@ def test_phrases_times_voices_with_duplicates_and_cached_items(http: httpx.Clien
 def test_failed_items_are_listed_and_a_bad_item_refuses_the_batch(http: httpx.Client) -> None:
     items = [{"text": "This one works."}, {"text": "This one cannot.", "quality": "hopeless"}]
     batch = wait_batch(http, http.post("/v1/batches", json={"items": items}).json()["id"])
-    assert batch["counts"] == {"queued": 0, "running": 0, "succeeded": 1, "failed": 1}
+    assert batch["counts"] == {"queued": 0, "running": 0, "succeeded": 1, "failed": 1, "canceled": 0}
     assert batch["failed"][0]["index"] == 1 and "every engine failed" in batch["failed"][0]["error"]
     with db.session() as s:
         before = s.scalar(select(func.count(Job.id)))

@@ -279,8 +279,17 @@ def test_the_jobs_page_watches_a_job_go_from_queued_to_succeeded(page: Page, api
     row = page.locator(f"tr[data-job='{watched['id']}']")
     expect(row.locator(".status")).to_have_text("queued", timeout=10 * SECONDS)
     expect(row.locator(".timeline")).to_contain_text("not started")
+    # Another behind it, as long as the first, canceled from its row: long enough that it cannot
+    # have ended first, whether it was still waiting or had just begun.
+    unwanted = http.post("/v1/jobs", json={"text": long_text.replace("busy", "waiting"), "quality": "fast"}).json()
+    unwanted_row = page.locator(f"tr[data-job='{unwanted['id']}']")
+    unwanted_row.get_by_role("button", name=re.compile("Cancel job")).click()
+    expect(unwanted_row.locator(".status")).to_have_text("canceled", timeout=10 * SECONDS)
+    expect(unwanted_row.get_by_role("button", name=re.compile("Cancel job"))).to_be_disabled()
     expect(row.locator(".status")).to_have_text("succeeded", timeout=120 * SECONDS)
     expect(row).to_contain_text("piper: succeeded")
+    outcomes = [a["outcome"] for a in http.get(f"/v1/jobs/{unwanted['id']}").json()["attempts"]]
+    assert outcomes in ([], ["canceled"]), outcomes  # never run, or stopped: never succeeded nor moved on
     expect(row.locator(".timeline")).to_contain_text(re.compile(r"started \+\d+\.\d\d s"))
     expect(row.locator(".timeline")).to_contain_text(re.compile(r"finished \+\d+\.\d\d s"))
 

@@ -35,7 +35,14 @@ function segments(s) {
     h("span", { id }, ` ${s.done}/${s.total} segments (${s.cached} cached)`));
 }
 
-function jobRow(j) {
+const ACTIVE = ["queued", "running"];
+
+function cancelButton(what, id, active, onCancel) {
+  return h("button", { type: "button", disabled: !active, onclick: () => onCancel(what, id) },
+    "Cancel", h("span", { class: "visually-hidden" }, ` ${what} ${id.slice(0, 8)}`));
+}
+
+function jobRow(j, onCancel) {
   return h(
     "tr",
     { "data-job": j.id },
@@ -48,10 +55,11 @@ function jobRow(j) {
       : "none yet"),
     h("td", {}, timeline(j.timings)),
     h("td", {}, segments(j.segments)),
+    h("td", {}, cancelButton("job", j.id, ACTIVE.includes(j.status), onCancel)),
   );
 }
 
-function batchRow(b, onManifest) {
+function batchRow(b, onManifest, onCancel) {
   const label = `batch-${b.id}`;
   return h(
     "tr",
@@ -61,9 +69,11 @@ function batchRow(b, onManifest) {
     h("td", {},
       h("progress", { value: b.progress, max: 1, "aria-labelledby": label }),
       h("span", { id: label }, ` ${(b.progress * 100).toFixed(0)} % of ${b.total}`)),
-    h("td", {}, `${b.counts.succeeded} succeeded, ${b.counts.failed} failed, ${b.counts.running} running, ${b.counts.queued} queued`),
+    h("td", {}, `${b.counts.succeeded} succeeded, ${b.counts.failed} failed, ${b.counts.canceled} canceled, `
+      + `${b.counts.running} running, ${b.counts.queued} queued`),
     h("td", {}, h("button", { type: "button", disabled: b.status !== "done", onclick: () => onManifest(b) },
       "Download manifest", h("span", { class: "visually-hidden" }, ` of batch ${b.id.slice(0, 8)}`))),
+    h("td", {}, cancelButton("batch", b.id, b.status === "running", onCancel)),
   );
 }
 
@@ -85,8 +95,8 @@ function sync(body, items, build, seen) {
 
 export function render(root) {
   const alert = alertBox();
-  const jobs = table("Recent jobs", ["Job", "Voice", "Status", "Engine", "Attempts", "Timeline", "Segments"]);
-  const batches = table("Recent batches", ["Batch", "Status", "Progress", "Items", "Manifest"]);
+  const jobs = table("Recent jobs", ["Job", "Voice", "Status", "Engine", "Attempts", "Timeline", "Segments", "Cancel"]);
+  const batches = table("Recent batches", ["Batch", "Status", "Progress", "Items", "Manifest", "Cancel"]);
   const seenJobs = new Map();
   const seenBatches = new Map();
   const empty = h("p", { class: "hint" });
@@ -103,14 +113,23 @@ export function render(root) {
     }
   }
 
+  // The next poll shows the outcome: canceled, or what the job had become first.
+  async function cancel(what, id) {
+    try {
+      await call(`/v1/${what === "job" ? "jobs" : "batches"}/${id}/cancel`, { method: "POST" });
+    } catch (e) {
+      alert.show(e);
+    }
+  }
+
   let timer = 0;
   let stopped = false;
   async function poll() {
     try {
       const [j, b] = await Promise.all([call("/v1/jobs?limit=25"), call("/v1/batches?limit=10")]);
       alert.clear();
-      sync(jobs.body, j, jobRow, seenJobs);
-      sync(batches.body, b, (x) => batchRow(x, manifest), seenBatches);
+      sync(jobs.body, j, (x) => jobRow(x, cancel), seenJobs);
+      sync(batches.body, b, (x) => batchRow(x, manifest, cancel), seenBatches);
       empty.textContent = j.length ? "" : "No jobs yet: submit one on Try it.";
     } catch (e) {
       alert.show(e);
