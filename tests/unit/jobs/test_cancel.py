@@ -25,11 +25,11 @@ from voicefarm.dispatch import names
 from voicefarm.errors import JobCanceled
 from voicefarm.jobs.cancel import attempt_canceled, cancel_batch, cancel_job
 from voicefarm.jobs.feeds import get_feed
-from voicefarm.jobs.lifecycle import begin, finish, reroute
+from voicefarm.jobs.lifecycle import Run, begin, finish, reroute
 from voicefarm.jobs.payloads import batch_out, job_out
 from voicefarm.settings import Settings
 from voicefarm.store import db
-from voicefarm.store.models import Batch
+from voicefarm.store.models import Batch, Job
 from voicefarm.worker import limits
 from voicefarm.worker.limits import Limits, within
 
@@ -115,12 +115,18 @@ def test_a_synthesis_others_follow_goes_on_for_them_and_stops_once_none_wants_it
     assert [job(j.id).status for j in (leader, first, second)] == ["canceled"] * 3
 
 
-def test_a_canceled_leader_that_finishes_settles_its_followers_and_stays_canceled() -> None:
+def running_with_a_follower(text: str) -> tuple[Job, Job, Run]:
+    """A job running on xtts, and another tenant's identical request that follows it."""
     live("xtts", "piper")
-    leader = new_job("Finished for my follower alone.")
-    waiting = follower("Finished for my follower alone.", tenant=OTHER)
+    leader = new_job(text)
+    waiting = follower(text, tenant=OTHER)
     run = begin(leader.id, "xtts", "w/1", 0)
     assert run is not None
+    return leader, waiting, run
+
+
+def test_a_canceled_leader_that_finishes_settles_its_followers_and_stays_canceled() -> None:
+    leader, waiting, run = running_with_a_follower("Finished for my follower alone.")
     cancel_job(leader.id)
 
     assert finish(leader.id, run.attempt_id, audio=audio(run, "xtts"), seconds=0.5)
@@ -131,11 +137,7 @@ def test_a_canceled_leader_that_finishes_settles_its_followers_and_stays_cancele
 
 
 def test_a_follower_canceled_leaves_its_leader_running() -> None:
-    live("xtts", "piper")
-    leader = new_job("My follower changed its mind.")
-    waiting = follower("My follower changed its mind.", tenant=OTHER)
-    run = begin(leader.id, "xtts", "w/1", 0)
-    assert run is not None
+    leader, waiting, run = running_with_a_follower("My follower changed its mind.")
 
     cancel_job(waiting.id)
 
